@@ -1,0 +1,2 @@
+//! hypercall-gw
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! monitor
+#![deny(missing_docs)]

@@ -1,0 +1,22 @@
+//! PCI in userspace.
+//!
+//! The kernel knows nothing of PCI in kvmbus: this crate is all of it. It owns the
+//! configuration space of every function (type-0 headers, BARs, capabilities), the
+//! access mechanisms (CAM at 0xCF8/0xCFC and ECAM) and the events that a guest's
+//! configuration writes cause. It has no KVM dependency; `vmm-core` maps BARs onto its
+//! PIO/MMIO buses and applies the events this crate returns.
+//!
+//! # The contract with the caller
+//! Every write entry point ([`PciFunction::config_write`], [`PciFunction::bar_write`],
+//! the bus's CAM/ECAM writes) *returns* the events the write caused. The caller applies
+//! them (moves BAR regions, updates interrupt routes) **before** it lets the guest's
+//! access complete, so a guest never sees an interrupt routed by a stale table. The bus
+//! also publishes a copy of every event on a crossbeam channel for observers.
+#![deny(missing_docs)]
+
+mod types;
+
+pub use types::{
+    BarChange, BarKind, Bdf, BdfParseError, FunctionEvent, IoEventSpec, IrqSource, MsiMessage,
+    PciEvent, PciFunction, VectorChange,
+};

@@ -1,0 +1,2 @@
+//! vmm-core
+#![deny(missing_docs)]
