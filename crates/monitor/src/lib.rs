@@ -4,6 +4,24 @@
 //! Every other crate records through the names in [`names`] (the catalog, documented in
 //! `docs/metrics.md`) with the `metrics` facade; this crate installs the recorder and
 //! reads what was recorded. It never calls into the VMM.
+//!
+//! ```no_run
+//! let exporter = monitor::Exporter::install(Some("127.0.0.1:9464".parse().unwrap()))?;
+//! metrics::counter!(monitor::names::VCPU_EXITS, "vm" => "demo", "vcpu" => "0", "reason" => "io")
+//!     .increment(1);
+//! assert!(exporter.render().contains("kvmbus_vcpu_exits_total"));
+//! # Ok::<(), monitor::Error>(())
+//! ```
 #![deny(missing_docs)]
 
+mod catalog;
+mod error;
+mod exporter;
+mod http_server;
+mod kvm_stats;
 pub mod names;
+
+pub use catalog::{describe_catalog, Kind, CATALOG};
+pub use error::{Error, Result};
+pub use exporter::{Exporter, DEFAULT_LISTEN, LATENCY_BUCKETS};
+pub use kvm_stats::{get_stats_fd, spawn_stats_sampler, KvmStats, StatsScope};

@@ -1,0 +1,109 @@
+//! Help texts for every name in [`crate::names`], registered with the recorder so a scrape
+//! carries `# HELP` lines (promtool insists on them).
+
+use crate::names::*;
+
+/// What kind of metric a catalog entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Monotonic counter (`_total`).
+    Counter,
+    /// Gauge.
+    Gauge,
+    /// Histogram (`_seconds`, buckets 1 µs .. 1 s).
+    Histogram,
+}
+
+/// Every catalog metric: name, kind and help text.
+pub const CATALOG: &[(&str, Kind, &str)] = &[
+    (
+        VCPU_EXITS,
+        Kind::Counter,
+        "vCPU exits handled in userspace, by reason.",
+    ),
+    (
+        VCPU_EXIT_HANDLE_SECONDS,
+        Kind::Histogram,
+        "Userspace time spent handling one vCPU exit.",
+    ),
+    (
+        UNCLAIMED_ACCESSES,
+        Kind::Counter,
+        "PIO/MMIO accesses that no device claimed.",
+    ),
+    (
+        PCI_CONFIG_ACCESSES,
+        Kind::Counter,
+        "PCI configuration space accesses.",
+    ),
+    (
+        PCI_BAR_OVERLAPS,
+        Kind::Counter,
+        "PCI BAR overlaps resolved.",
+    ),
+    (
+        PCI_FUNCTION_INFO,
+        Kind::Gauge,
+        "One PCI function (always 1).",
+    ),
+    (
+        PCI_BAR_ADDRESS,
+        Kind::Gauge,
+        "Decoded base address of a PCI BAR (0 while not decoding).",
+    ),
+    (
+        PCI_BAR_SIZE_BYTES,
+        Kind::Gauge,
+        "Size of a PCI BAR in bytes.",
+    ),
+    (
+        PCI_CAPABILITY_INFO,
+        Kind::Gauge,
+        "One PCI capability (always 1).",
+    ),
+    (
+        IRQ_TRIGGERS,
+        Kind::Counter,
+        "Interrupts triggered per device and vector.",
+    ),
+    (
+        MSI_ROUTE_UPDATES,
+        Kind::Counter,
+        "MSI/MSI-X route updates pushed to KVM.",
+    ),
+    (
+        IRQ_ROUTE_GSI,
+        Kind::Gauge,
+        "GSI a vector is routed through (-1 unrouted).",
+    ),
+    (
+        HYPERCALLS,
+        Kind::Counter,
+        "Hypercalls completed, by number, path and status.",
+    ),
+    (
+        HYPERCALL_SECONDS,
+        Kind::Histogram,
+        "Hypercall latency from doorbell to completion.",
+    ),
+    (VM_STATE, Kind::Gauge, "1 for the VM's current state."),
+    (VM_VCPUS, Kind::Gauge, "Configured vCPUs."),
+    (VM_MEMORY_BYTES, Kind::Gauge, "Guest memory in bytes."),
+    (
+        VM_UPTIME_SECONDS,
+        Kind::Gauge,
+        "Seconds since the VM started.",
+    ),
+];
+
+/// Registers the help text of every catalog metric with the current recorder
+/// (the global one, or a local one inside `metrics::with_local_recorder`).
+pub fn describe_catalog() {
+    for &(name, kind, help) in CATALOG {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(name, help),
+            Kind::Gauge => metrics::describe_gauge!(name, help),
+            Kind::Histogram => metrics::describe_histogram!(name, help),
+        }
+    }
+}
