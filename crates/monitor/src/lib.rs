@@ -19,6 +19,7 @@ mod error;
 mod exporter;
 mod http_server;
 mod kvm_stats;
+pub mod model;
 pub mod names;
 
 pub use catalog::{describe_catalog, Kind, CATALOG};
