@@ -1,0 +1,204 @@
+//! Subcommands of `kvmbus`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use vmm_core::config::{self, Config, SerialOutput};
+use vmm_core::control::exit_code;
+use vmm_core::vm::{self, RunOptions, Vm};
+use vmm_core::Error;
+
+/// kvmbus: a KVM virtual machine monitor where PCI is emulated in userspace, interrupts
+/// are file descriptors (KVM_IRQFD) and hypercalls are file descriptors (KVM_IOEVENTFD).
+#[derive(Parser)]
+#[command(name = "kvmbus", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Launch the VM a configuration describes and run it to its end.
+    Run {
+        /// The TOML configuration.
+        config: PathBuf,
+        /// Show the live dashboard in this terminal while the VM runs.
+        #[arg(long)]
+        tui: bool,
+        /// Serve Prometheus metrics on ADDR (overrides `[metrics] listen`).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<SocketAddr>,
+    },
+    /// Validate a configuration and print it resolved.
+    Check {
+        /// The TOML configuration.
+        config: PathBuf,
+    },
+    /// Write a built-in guest's multiboot ELF image to a file (to boot it elsewhere, e.g. QEMU).
+    Image {
+        /// The built-in's name (`kvmbus image --list` lists them).
+        #[arg(required_unless_present = "list")]
+        name: Option<String>,
+        /// Where to write it.
+        #[arg(required_unless_present = "list")]
+        output: Option<PathBuf>,
+        /// List the built-in guests.
+        #[arg(long)]
+        list: bool,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            config,
+            tui,
+            metrics,
+        } => run(config, tui, metrics),
+        Command::Check { config } => check(config),
+        Command::Image { name, output, list } => image(name, output, list),
+    }
+}
+
+fn load(path: &PathBuf) -> Result<Config, i32> {
+    config::load(path).map_err(|e| {
+        eprintln!("kvmbus: {e}");
+        exit_code::CONFIG
+    })
+}
+
+/// Prints an error and returns the exit code its kind maps to.
+fn fail(e: &Error) -> i32 {
+    eprintln!("kvmbus: {e}");
+    match e {
+        Error::Config(_) => exit_code::CONFIG,
+        Error::KvmUnavailable(_) => exit_code::NO_KVM,
+        _ => exit_code::VMM_ERROR,
+    }
+}
+
+fn run(path: PathBuf, _tui: bool, _metrics: Option<SocketAddr>) -> i32 {
+    let config = match load(&path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let vm = match Vm::new(config) {
+        Ok(vm) => vm,
+        Err(e) => return fail(&e),
+    };
+    match vm.run(&RunOptions::default()) {
+        Ok(reason) => {
+            let code = reason.exit_code();
+            if !matches!(
+                reason,
+                vmm_core::control::StopReason::DebugExit(_)
+                    | vmm_core::control::StopReason::PowerOff
+            ) {
+                eprintln!("kvmbus: {}", reason.describe());
+            }
+            code
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn check(path: PathBuf) -> i32 {
+    let config = match load(&path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    // Load the image into scratch memory: catches bad images and too little memory.
+    let scratch = match vm_memory::GuestMemoryMmap::<()>::from_ranges(&[(
+        vm_memory::GuestAddress(0),
+        (config.memory_mib << 20) as usize,
+    )]) {
+        Ok(m) => m,
+        Err(e) => return fail(&Error::Memory(e.to_string())),
+    };
+    let loaded = match vm::load_guest(&config, &scratch) {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    let kvm_note = match vm::open_kvm() {
+        Ok(kvm) => match vm::check_vcpus(&config, &kvm) {
+            Ok(()) => format!("ok (KVM allows {} vCPUs)", kvm.get_max_vcpus()),
+            Err(e) => return fail(&e),
+        },
+        Err(e) => format!("not checked: {e}"),
+    };
+    print!("{}", describe(&config, loaded.entry, &kvm_note));
+    0
+}
+
+fn describe(c: &Config, entry: u64, kvm_note: &str) -> String {
+    let mut s = String::new();
+    s += &format!("config:      {}\n", c.path.display());
+    s += &format!(
+        "vm:          name={} vcpus={} memory={} MiB\n",
+        c.name, c.vcpus, c.memory_mib
+    );
+    s += &format!("kvm:         {kvm_note}\n");
+    s += &format!(
+        "boot:        {:?} {} (entry {entry:#x}) cmdline='{}'\n",
+        c.boot.kind, c.boot.image, c.boot.cmdline
+    );
+    let serial = match &c.serial {
+        SerialOutput::Stdout => "stdout".to_string(),
+        SerialOutput::None => "none".to_string(),
+        SerialOutput::File(p) => format!("file:{}", p.display()),
+    };
+    s += &format!("serial:      {serial}\n");
+    s += &format!(
+        "metrics:     {}\n",
+        c.metrics_listen
+            .map_or("off".to_string(), |a| a.to_string())
+    );
+    s += &format!("pci:         ecam_base={:#x}\n", c.ecam_base);
+    for d in &c.devices {
+        let at = d
+            .bdf
+            .map_or("next free slot".to_string(), |b| b.to_string());
+        s += &format!("device:      {} at {at}: {:?}\n", d.kind.name(), d.kind);
+    }
+    for h in &c.hypercall_services {
+        s += &format!("hypercall:   nr={:#x} kind={}", h.nr, h.kind);
+        if let Some(p) = &h.socket {
+            s += &format!(" socket={}", p.display());
+        }
+        if let Some(m) = &h.mode {
+            s += &format!(" mode={m}");
+        }
+        s += "\n";
+    }
+    s
+}
+
+fn image(name: Option<String>, output: Option<PathBuf>, list: bool) -> i32 {
+    if list {
+        for n in vmm_core::builtin::names() {
+            println!("{n}");
+        }
+        return 0;
+    }
+    let (Some(name), Some(output)) = (name, output) else {
+        return exit_code::CONFIG;
+    };
+    let Some(img) = vmm_core::builtin::image(&name) else {
+        eprintln!(
+            "kvmbus: no built-in guest '{name}' (have: {})",
+            vmm_core::builtin::names().join(", ")
+        );
+        return exit_code::CONFIG;
+    };
+    match std::fs::write(&output, img) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("kvmbus: cannot write {}: {e}", output.display());
+            exit_code::VMM_ERROR
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Why and how a VM stops, and the exit codes that follow.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use crossbeam_channel::{Receiver, Sender};
+
+/// Why the VM stopped. The first reason reported wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// The guest wrote `value` to the debug-exit port 0xF4.
+    DebugExit(u8),
+    /// The guest wrote the power-off value to port 0x604.
+    PowerOff,
+    /// A vCPU triple-faulted (KVM_EXIT_SHUTDOWN).
+    TripleFault {
+        /// The vCPU.
+        vcpu: u32,
+    },
+    /// KVM could not run a vCPU (internal error, failed entry, unexpected exit).
+    GuestFault {
+        /// The vCPU.
+        vcpu: u32,
+        /// What KVM said.
+        detail: String,
+    },
+    /// SIGINT or SIGTERM.
+    Signal(i32),
+    /// The VMM itself failed while running.
+    VmmError(String),
+}
+
+/// Process exit codes (documented in the README).
+pub mod exit_code {
+    /// The guest powered off.
+    pub const POWER_OFF: i32 = 0;
+    /// Configuration error.
+    pub const CONFIG: i32 = 2;
+    /// KVM unavailable.
+    pub const NO_KVM: i32 = 3;
+    /// The guest faulted (triple fault, internal error).
+    pub const GUEST_FAULT: i32 = 4;
+    /// The VMM failed at run time (I/O, device setup).
+    pub const VMM_ERROR: i32 = 5;
+    /// Base for signals: 128 + signal number (130 for SIGINT, 143 for SIGTERM).
+    pub const SIGNAL_BASE: i32 = 128;
+}
+
+impl StopReason {
+    /// The process exit code for this reason.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StopReason::DebugExit(v) => ((*v as i32) << 1) | 1,
+            StopReason::PowerOff => exit_code::POWER_OFF,
+            StopReason::TripleFault { .. } | StopReason::GuestFault { .. } => {
+                exit_code::GUEST_FAULT
+            }
+            StopReason::Signal(s) => exit_code::SIGNAL_BASE + s,
+            StopReason::VmmError(_) => exit_code::VMM_ERROR,
+        }
+    }
+
+    /// A one-line description for stderr.
+    pub fn describe(&self) -> String {
+        match self {
+            StopReason::DebugExit(v) => format!("guest wrote {v:#x} to debug-exit port 0xf4"),
+            StopReason::PowerOff => "guest powered off".into(),
+            StopReason::TripleFault { vcpu } => format!("vcpu {vcpu} triple-faulted (shutdown)"),
+            StopReason::GuestFault { vcpu, detail } => format!("vcpu {vcpu}: {detail}"),
+            StopReason::Signal(s) => format!("stopped by signal {s}"),
+            StopReason::VmmError(e) => format!("vmm error: {e}"),
+        }
+    }
+}
+
+/// Shared stop state: devices and vCPUs report, the main thread waits.
+pub struct VmControl {
+    stopping: AtomicBool,
+    reason: Mutex<Option<StopReason>>,
+    tx: Sender<()>,
+    rx: Receiver<()>,
+}
+
+impl Default for VmControl {
+    fn default() -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        VmControl {
+            stopping: AtomicBool::new(false),
+            reason: Mutex::new(None),
+            tx,
+            rx,
+        }
+    }
+}
+
+impl VmControl {
+    /// Asks the VM to stop; the first reason is kept.
+    pub fn request_stop(&self, reason: StopReason) {
+        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if r.is_none() {
+            *r = Some(reason);
+        }
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.tx.try_send(());
+    }
+
+    /// True once a stop was requested (checked by vCPU loops after every exit).
+    #[inline]
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Blocks until a stop is requested; returns the reason.
+    pub fn wait(&self) -> StopReason {
+        while !self.stopping.load(Ordering::SeqCst) {
+            let _ = self.rx.recv_timeout(std::time::Duration::from_millis(100));
+        }
+        self.reason()
+            .unwrap_or(StopReason::VmmError("stopped without a reason".into()))
+    }
+
+    /// The reason, once there is one.
+    pub fn reason(&self) -> Option<StopReason> {
+        self.reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_qemu_and_the_readme() {
+        assert_eq!(StopReason::DebugExit(0).exit_code(), 1);
+        assert_eq!(StopReason::DebugExit(3).exit_code(), 7);
+        assert_eq!(StopReason::DebugExit(0x7f).exit_code(), 255);
+        assert_eq!(StopReason::PowerOff.exit_code(), 0);
+        assert_eq!(StopReason::TripleFault { vcpu: 1 }.exit_code(), 4);
+        assert_eq!(StopReason::Signal(15).exit_code(), 143);
+    }
+
+    #[test]
+    fn first_reason_wins() {
+        let c = VmControl::default();
+        assert!(!c.stopping());
+        c.request_stop(StopReason::PowerOff);
+        c.request_stop(StopReason::Signal(2));
+        assert!(c.stopping());
+        assert_eq!(c.wait(), StopReason::PowerOff);
+    }
+}

@@ -1,0 +1,56 @@
+//! Guest image loaders.
+
+mod elf;
+mod multiboot;
+
+pub use multiboot::{
+    load_multiboot, write_boot_info, BootInfo, LoadedImage, EBDA_START as EBDA_ADDR, MBI_ADDR,
+    MB_BOOTLOADER_MAGIC,
+};
+
+/// Why an image could not be loaded. Messages are complete sentences for the user.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LoadError {
+    /// No multiboot header in the first 8 KiB.
+    #[error("{image}: no Multiboot v1 header in the first 8 KiB (not a multiboot kernel?)")]
+    NoHeader {
+        /// The image's name.
+        image: String,
+    },
+    /// The file ends before something it describes.
+    #[error("{image}: truncated: {what}")]
+    Truncated {
+        /// The image's name.
+        image: String,
+        /// What is missing.
+        what: String,
+    },
+    /// The ELF or multiboot header is malformed or unsupported.
+    #[error("{image}: {what}")]
+    Invalid {
+        /// The image's name.
+        image: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// A segment does not fit in guest memory.
+    #[error("{image}: segment at {start:#x}..{end:#x} is outside guest memory (0..{mem:#x}); raise [vm] memory_mib")]
+    OutsideMemory {
+        /// The image's name.
+        image: String,
+        /// Segment start.
+        start: u64,
+        /// Segment end.
+        end: u64,
+        /// Guest memory size.
+        mem: u64,
+    },
+    /// Reading the image file failed.
+    #[error("{image}: cannot read: {what}")]
+    Read {
+        /// The path.
+        image: String,
+        /// The OS error.
+        what: String,
+    },
+}
