@@ -111,6 +111,13 @@ fn check(path: PathBuf) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let kvm_note = match vm::open_kvm() {
+        Ok(kvm) => match vm::check_vcpus(&config, &kvm) {
+            Ok(()) => format!("ok (KVM allows {} vCPUs)", kvm.get_max_vcpus()),
+            Err(e) => return fail(&e),
+        },
+        Err(e) => format!("not checked: {e}"),
+    };
     // Load the image into scratch memory: catches bad images and too little memory.
     let scratch = match vm_memory::GuestMemoryMmap::<()>::from_ranges(&[(
         vm_memory::GuestAddress(0),
@@ -122,13 +129,6 @@ fn check(path: PathBuf) -> i32 {
     let loaded = match vm::load_guest(&config, &scratch) {
         Ok(l) => l,
         Err(e) => return fail(&e),
-    };
-    let kvm_note = match vm::open_kvm() {
-        Ok(kvm) => match vm::check_vcpus(&config, &kvm) {
-            Ok(()) => format!("ok (KVM allows {} vCPUs)", kvm.get_max_vcpus()),
-            Err(e) => return fail(&e),
-        },
-        Err(e) => format!("not checked: {e}"),
     };
     print!("{}", describe(&config, loaded.entry, &kvm_note));
     0

@@ -9,8 +9,11 @@ use crate::loader::LoadError;
 pub const LAPIC_ADDR: u32 = 0xFEE0_0000;
 /// The I/O APIC base.
 pub const IOAPIC_ADDR: u32 = 0xFEC0_0000;
-/// Where the table goes: the start of the EBDA (whose segment is stored at 0x40E).
-const MPTABLE_ADDR: u64 = crate::loader::EBDA_ADDR;
+/// Where the table goes: the BIOS F-segment (reserved in the memory map), which holds
+/// the table for any vCPU count; 0x40E still points at the (empty) EBDA as on PCs.
+const MPTABLE_ADDR: u64 = 0xF_0000;
+/// The end of the F-segment.
+const MPTABLE_END: u64 = 0x10_0000;
 
 fn checksum(b: &[u8]) -> u8 {
     0u8.wrapping_sub(b.iter().fold(0u8, |a, x| a.wrapping_add(*x)))
@@ -77,17 +80,17 @@ pub fn write_mptable(mem: &GuestMemoryMmap, vcpus: u32) -> Result<(), LoadError>
         image: "mp table".into(),
         what: e.to_string(),
     };
-    if table_addr + table.len() as u64 > 0xA0000 {
+    if table_addr + table.len() as u64 > MPTABLE_END {
         return Err(LoadError::Invalid {
             image: "mp table".into(),
-            what: format!("{vcpus} vCPUs do not fit in the EBDA"),
+            what: format!("{vcpus} vCPUs do not fit in the BIOS area"),
         });
     }
     mem.write_slice(&fp, GuestAddress(MPTABLE_ADDR))
         .map_err(err)?;
     mem.write_slice(&table, GuestAddress(table_addr))
         .map_err(err)?;
-    mem.write_obj((MPTABLE_ADDR >> 4) as u16, GuestAddress(0x40E))
+    mem.write_obj((crate::loader::EBDA_ADDR >> 4) as u16, GuestAddress(0x40E))
         .map_err(err)?;
     Ok(())
 }
@@ -124,6 +127,8 @@ mod tests {
         assert_eq!(cpus, 4);
         assert_eq!(off, len);
         let ebda: u16 = m.read_obj(GuestAddress(0x40E)).unwrap();
-        assert_eq!((ebda as u64) << 4, MPTABLE_ADDR);
+        assert_eq!((ebda as u64) << 4, crate::loader::EBDA_ADDR);
+        // The largest configurable machine fits too.
+        write_mptable(&m, 254).unwrap();
     }
 }

@@ -255,13 +255,15 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
         places.metrics_listen = cx.place(&l);
         match l.get_ref().parse::<SocketAddr>() {
             Ok(a) => metrics_listen = Some(a),
-            Err(_) => return cx.err(
-                l.span(),
-                format!(
+            Err(_) => {
+                return cx.err(
+                    l.span(),
+                    format!(
                     "key 'listen' in [metrics] is '{}', expected an address like 127.0.0.1:9464",
                     l.get_ref()
                 ),
-            ),
+                )
+            }
         }
     }
 

@@ -12,3 +12,6 @@ pub use load::{load, parse};
 pub use schema::{
     BootKind, BootSource, Config, DeviceConfig, DeviceKind, HypercallServiceConfig, SerialOutput,
 };
+
+#[cfg(test)]
+mod tests;

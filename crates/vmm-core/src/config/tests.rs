@@ -1,0 +1,142 @@
+//! Configuration errors name file, line, column and key.
+
+use std::path::Path;
+
+use super::*;
+
+fn err(src: &str) -> ConfigError {
+    parse(Path::new("configs/x.toml"), src).expect_err("should be rejected")
+}
+
+fn ok(src: &str) -> Config {
+    parse(Path::new("configs/x.toml"), src).expect("should parse")
+}
+
+const BOOT: &str = "[boot]\nkind = \"builtin\"\nimage = \"builtin:hello\"\n";
+
+#[test]
+fn unknown_key_names_file_line_and_table() {
+    let e = err("[vm]\nname = \"a\"\nvcpus = 1\nvcpu = 2\n");
+    assert_eq!((e.line, e.column), (4, 1), "{e}");
+    let s = e.to_string();
+    assert!(
+        s.starts_with("configs/x.toml:4:1: unknown key 'vcpu' in [vm]"),
+        "{s}"
+    );
+    let e = err(&format!("{BOOT}color = 1\n"));
+    assert_eq!(e.line, 4);
+    assert!(e.message.contains("unknown key 'color' in [boot]"), "{e}");
+    let e = err(&format!("top = 1\n{BOOT}"));
+    assert_eq!(e.line, 1);
+    assert!(
+        e.message.contains("unknown key 'top' in the top level"),
+        "{e}"
+    );
+}
+
+#[test]
+fn out_of_range_values_point_at_the_value() {
+    let e = err(&format!("[vm]\nvcpus = 0\n{BOOT}"));
+    assert_eq!((e.line, e.column), (2, 9), "{e}");
+    assert!(e.message.contains("'vcpus' in [vm] is 0"), "{e}");
+    let e = err(&format!("[vm]\nmemory_mib = 1\n{BOOT}"));
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("memory_mib"), "{e}");
+    let e = err(&format!("[vm]\nvcpus = \"two\"\n{BOOT}"));
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("key 'vcpus' in [vm]"), "{e}");
+}
+
+#[test]
+fn boot_section_is_validated() {
+    let e = err("[vm]\n");
+    assert!(e.message.contains("missing table [boot]"), "{e}");
+    let e = err("[boot]\nkind = \"elf\"\nimage = \"x\"\n");
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("'kind' in [boot] is 'elf'"), "{e}");
+    let e = err("[boot]\nkind = \"builtin\"\nimage = \"builtin:nope\"\n");
+    assert_eq!(e.line, 3);
+    assert!(e.message.contains("unknown built-in guest 'nope'"), "{e}");
+    let e = err("[boot]\nkind = \"builtin\"\n");
+    assert!(e.message.contains("missing key 'image' in [boot]"), "{e}");
+    let c = ok("[boot]\nkind = \"multiboot\"\nimage = \"guest.elf\"\ncmdline = \"a b\"\n");
+    assert_eq!(c.boot.image, "configs/guest.elf");
+    assert_eq!(c.boot.cmdline, "a b");
+}
+
+#[test]
+fn defaults_and_full_file() {
+    let c = ok(BOOT);
+    assert_eq!((c.vcpus, c.memory_mib, c.name.as_str()), (1, 128, "kvmbus"));
+    assert_eq!(c.serial, SerialOutput::Stdout);
+    let c = ok(&format!(
+        "[vm]\nname = \"d\"\nvcpus = 2\nmemory_mib = 64\n{BOOT}[serial]\noutput = \"file:out.log\"\n\
+         [metrics]\nlisten = \"127.0.0.1:9000\"\n[pci]\necam_base = 0xC0000000\n\
+         [[device]]\nkind = \"irq-test\"\nbdf = \"00:03.0\"\n\
+         [[device]]\nkind = \"hypercall-gateway\"\nqueues = 2\n\
+         [hypercall]\nbackend_timeout_ms = 50\n\
+         [[hypercall.service]]\nnr = 256\nkind = \"external\"\nsocket = \"/tmp/s\"\nmode = \"direct\"\n"
+    ));
+    assert_eq!(c.serial, SerialOutput::File("configs/out.log".into()));
+    assert_eq!(c.metrics_listen.unwrap().port(), 9000);
+    assert_eq!(c.ecam_base, 0xC000_0000);
+    assert_eq!(c.devices.len(), 2);
+    assert_eq!(c.devices[0].bdf.unwrap().to_string(), "00:03.0");
+    assert_eq!(c.devices[1].line, 17);
+    assert_eq!(c.hypercall_services[0].nr, 256);
+    assert_eq!(c.backend_timeout_ms, 50);
+}
+
+#[test]
+fn devices_reject_duplicates_unknown_kinds_and_foreign_keys() {
+    let dev = |body: &str| format!("{BOOT}{body}");
+    let e = err(&dev(
+        "[[device]]\nkind = \"irq-test\"\nbdf = \"00:03.0\"\n[[device]]\nkind = \"irq-test\"\nbdf = \"00:03.0\"\n",
+    ));
+    assert_eq!(e.line, 9, "{e}");
+    assert!(e.message.contains("repeats 00:03.0"), "{e}");
+    let e = err(&dev("[[device]]\nkind = \"nic\"\n"));
+    assert_eq!(e.line, 5);
+    assert!(e.message.contains("'kind' in [[device]] is 'nic'"), "{e}");
+    let e = err(&dev("[[device]]\nkind = \"irq-test\"\nqueues = 2\n"));
+    assert_eq!(e.line, 6);
+    assert!(e.message.contains("unknown key 'queues'"), "{e}");
+    let e = err(&dev("[[device]]\nkind = \"irq-test\"\nbdf = \"00:00.0\"\n"));
+    assert!(e.message.contains("host bridge"), "{e}");
+    let e = err(&dev("[[device]]\nkind = \"irq-test\"\nbdf = \"zz\"\n"));
+    assert!(e.message.contains("invalid PCI address"), "{e}");
+    let e = err(&dev(
+        "[[device]]\nkind = \"hypercall-gateway\"\nqueue_size = 300\n",
+    ));
+    assert!(e.message.contains("power of two"), "{e}");
+    let e = err(&dev("[[device]]\nbdf = \"00:03.0\"\n"));
+    assert!(
+        e.message.contains("missing key 'kind' in [[device]]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn services_are_validated() {
+    let svc = |body: &str| format!("{BOOT}[[hypercall.service]]\n{body}");
+    let e = err(&svc("nr = 3\nkind = \"kv\"\n"));
+    assert_eq!(e.line, 5);
+    assert!(e.message.contains("'nr'"), "{e}");
+    let e = err(&svc("nr = 256\nkind = \"external\"\n"));
+    assert!(e.message.contains("needs key 'socket'"), "{e}");
+    let e = err(&svc(
+        "nr = 256\nkind = \"external\"\nsocket = \"s\"\nmode = \"x\"\n",
+    ));
+    assert_eq!(e.line, 8);
+    let e = err(&svc(
+        "nr = 256\nkind = \"kv\"\n[[hypercall.service]]\nnr = 256\nkind = \"kv\"\n",
+    ));
+    assert!(e.message.contains("repeats 0x100"), "{e}");
+}
+
+#[test]
+fn syntax_errors_are_placed() {
+    let e = err("[vm]\nvcpus = = 2\n");
+    assert_eq!(e.line, 2, "{e}");
+    assert!(e.to_string().starts_with("configs/x.toml:2:"), "{e}");
+}

@@ -1,0 +1,111 @@
+//! Helpers: locating the binary, writing configs, running with a deadline.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The kvmbus binary under test.
+pub fn kvmbus() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kvmbus"))
+}
+
+/// True if /dev/kvm can be opened; else prints the SKIP line for `name`.
+pub fn kvm_or_skip(name: &str) -> bool {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
+        Ok(_) => true,
+        Err(_) => {
+            println!("SKIP (no /dev/kvm): {name}");
+            false
+        }
+    }
+}
+
+/// A scratch directory unique to this test.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("kvmbus-it-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes `body` as `<dir>/<name>.toml` and returns its path.
+pub fn config(dir: &std::path::Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+/// A config booting built-in `guest` with `vcpus` and `cmdline`.
+pub fn builtin(guest: &str, vcpus: u32, cmdline: &str) -> String {
+    format!(
+        "[vm]\nname = \"it\"\nvcpus = {vcpus}\nmemory_mib = 64\n\
+         [boot]\nkind = \"builtin\"\nimage = \"builtin:{guest}\"\ncmdline = \"{cmdline}\"\n"
+    )
+}
+
+/// Runs `cmd` to completion, killing it after `limit` (then panics: a hang is a failure).
+pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kvmbus");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "timed out after {limit:?}; stdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Reads `child`'s stdout until `needle` appears (or panics after `limit`).
+pub fn wait_for_output(child: &mut Child, needle: &str, limit: Duration) -> String {
+    let stdout = child.stdout.as_mut().expect("piped stdout");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(stdout);
+    // SAFETY: `fd` is the child's stdout pipe, owned by `child` for the whole call;
+    // making it non-blocking only changes how our reads return.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        match stdout.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+        if String::from_utf8_lossy(&seen).contains(needle) {
+            return String::from_utf8_lossy(&seen).into_owned();
+        }
+    }
+    let _ = child.kill();
+    panic!(
+        "'{needle}' did not appear within {limit:?}; output:\n{}",
+        String::from_utf8_lossy(&seen)
+    );
+}
+
+/// Stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
