@@ -81,16 +81,36 @@ fn fail(e: &Error) -> i32 {
     }
 }
 
-fn run(path: PathBuf, _tui: bool, _metrics: Option<SocketAddr>) -> i32 {
+fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>) -> i32 {
     let config = match load(&path) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let listen = metrics.or(config.metrics_listen);
+    // Metrics are recorded when something reads them: an endpoint or the dashboard.
+    let exporter = if listen.is_some() || tui {
+        match monitor::Exporter::install(listen) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                eprintln!("kvmbus: metrics: {e}");
+                return exit_code::VMM_ERROR;
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(addr) = exporter.as_ref().and_then(|e| e.local_addr()) {
+        eprintln!("kvmbus: metrics at http://{addr}/metrics");
+    }
     let vm = match Vm::new(config) {
         Ok(vm) => vm,
         Err(e) => return fail(&e),
     };
-    match vm.run(&RunOptions::default()) {
+    let opts = RunOptions {
+        timed_exits: exporter.is_some(),
+        kvm_stats_period: exporter.is_some().then(|| std::time::Duration::from_secs(1)),
+    };
+    match vm.run(&opts) {
         Ok(reason) => {
             let code = reason.exit_code();
             if !matches!(

@@ -33,6 +33,8 @@ const COM1_GSI: u32 = 4;
 pub struct RunOptions {
     /// Record per-exit handling time histograms (metrics on).
     pub timed_exits: bool,
+    /// Sample KVM's binary statistics (VM and every vCPU) into metrics this often.
+    pub kvm_stats_period: Option<Duration>,
 }
 
 /// A VM ready to run.
@@ -257,6 +259,29 @@ impl Vm {
         })
     }
 
+    /// Takes the vCPU fds out of the VM, for callers that run their own exit loop (the
+    /// bare-loop benchmark). [`Vm::run`] then runs no vCPU.
+    pub fn take_vcpus(&mut self) -> Vec<VcpuFd> {
+        std::mem::take(&mut self.vcpus)
+    }
+
+    /// Opens KVM's binary statistics for the VM and every vCPU; what cannot be opened
+    /// (an older kernel) is logged and left out.
+    fn kvm_stats(&self, vm: &str) -> Vec<monitor::KvmStats> {
+        let mut out = Vec::new();
+        let mut add = |fd: monitor::Result<std::os::fd::OwnedFd>, scope| {
+            match fd.and_then(|fd| monitor::KvmStats::new(vm, scope, fd)) {
+                Ok(s) => out.push(s),
+                Err(e) => log::warn!("KVM statistics unavailable: {e}"),
+            }
+        };
+        add(monitor::get_stats_fd(&*self.vm_fd), monitor::StatsScope::Vm);
+        for (i, v) in self.vcpus.iter().enumerate() {
+            add(monitor::get_stats_fd(v), monitor::StatsScope::Vcpu(i as u32));
+        }
+        out
+    }
+
     /// Runs every vCPU until the VM stops; returns why it stopped.
     pub fn run(self, opts: &RunOptions) -> Result<StopReason> {
         let io = |what: &str| {
@@ -271,6 +296,14 @@ impl Vm {
         metrics::gauge!(monitor::names::VM_MEMORY_BYTES, "vm" => vm.clone())
             .set(self.ram.size as f64);
 
+        let (stats_stop, stats_thread) = match opts.kvm_stats_period {
+            Some(period) => {
+                let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+                let stats = self.kvm_stats(&vm);
+                (Some(tx), Some(monitor::spawn_stats_sampler(stats, period, rx)))
+            }
+            None => (None, None),
+        };
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         for (id, vcpu) in self.vcpus.into_iter().enumerate() {
             let cx = VcpuContext {
@@ -297,6 +330,10 @@ impl Vm {
         };
         set_state(&vm, "stopping");
         stop_vcpus(threads);
+        if let (Some(tx), Some(t)) = (stats_stop, stats_thread) {
+            let _ = tx.send(());
+            let _ = t.join();
+        }
         self.serial.flush();
         set_state(&vm, "stopped");
         Ok(reason)
