@@ -1,0 +1,127 @@
+//! Synthetic exposition texts for tests: one VM "demo" with 2 vCPUs, one second apart.
+
+use std::time::{Duration, Instant};
+
+use crate::model::Snapshot;
+
+/// The text at time `step` (0 or 1); counters grow by a known amount per step.
+pub(crate) fn text(step: u64) -> String {
+    let n = |base: u64, per_s: u64| base + per_s * step;
+    let mut t = String::new();
+    t += "# TYPE kvmbus_vm_state gauge\nkvmbus_vm_state{vm=\"demo\",state=\"running\"} 1\n";
+    t += "kvmbus_vm_state{vm=\"demo\",state=\"stopped\"} 0\n";
+    t += &format!("kvmbus_vm_uptime_seconds{{vm=\"demo\"}} {}\n", 3723 + step);
+    t += "kvmbus_vm_vcpus{vm=\"demo\"} 2\nkvmbus_vm_memory_bytes{vm=\"demo\"} 67108864\n";
+    t += "# TYPE kvmbus_vcpu_exits_total counter\n";
+    for (vcpu, scale) in [(0, 1), (1, 2)] {
+        t += &format!(
+            "kvmbus_vcpu_exits_total{{vm=\"demo\",vcpu=\"{vcpu}\",reason=\"io_out\"}} {}\n",
+            n(1000 * scale, 500 * scale)
+        );
+        t += &format!(
+            "kvmbus_vcpu_exits_total{{vm=\"demo\",vcpu=\"{vcpu}\",reason=\"io_in\"}} {}\n",
+            n(10, 5)
+        );
+        t += &format!(
+            "kvmbus_vcpu_exits_total{{vm=\"demo\",vcpu=\"{vcpu}\",reason=\"mmio_write\"}} {}\n",
+            n(7, 0)
+        );
+        t += &format!(
+            "kvmbus_kvm_vcpu_exits_total{{vm=\"demo\",vcpu=\"{vcpu}\"}} {}\n",
+            n(90000 * scale, 9000 * scale)
+        );
+        t += &format!(
+            "kvmbus_kvm_vcpu_io_exits_total{{vm=\"demo\",vcpu=\"{vcpu}\"}} {}\n",
+            n(5000 * scale, 2505 * scale)
+        );
+        t += &format!(
+            "kvmbus_kvm_vcpu_halt_exits_total{{vm=\"demo\",vcpu=\"{vcpu}\"}} {}\n",
+            n(300, 30)
+        );
+        t += &format!(
+            "kvmbus_kvm_vcpu_irq_injections_total{{vm=\"demo\",vcpu=\"{vcpu}\"}} {}\n",
+            n(50, 100)
+        );
+    }
+    t += "# TYPE kvmbus_vcpu_exit_handle_seconds histogram\n";
+    for (le, c) in [
+        ("0.000001", 0),
+        ("0.000002", 10),
+        ("0.000005", 20),
+        ("+Inf", 20),
+    ] {
+        t += &format!(
+            "kvmbus_vcpu_exit_handle_seconds_bucket{{vm=\"demo\",vcpu=\"0\",reason=\"io_out\",le=\"{le}\"}} {}\n",
+            c * (step + 1)
+        );
+    }
+    t += &format!(
+        "kvmbus_vcpu_exit_handle_seconds_sum{{vm=\"demo\",vcpu=\"0\",reason=\"io_out\"}} {}\n",
+        0.00006 * (step + 1) as f64
+    );
+    t += &format!(
+        "kvmbus_vcpu_exit_handle_seconds_count{{vm=\"demo\",vcpu=\"0\",reason=\"io_out\"}} {}\n",
+        20 * (step + 1)
+    );
+    t += &format!(
+        "kvmbus_irq_triggers_total{{vm=\"demo\",device=\"hypercall-gw\",vector=\"0\"}} {}\n",
+        n(40, 100)
+    );
+    t += &format!(
+        "kvmbus_irq_triggers_total{{vm=\"demo\",device=\"hypercall-gw\",vector=\"1\"}} {}\n",
+        n(2, 0)
+    );
+    t += "kvmbus_irq_route_gsi{vm=\"demo\",device=\"hypercall-gw\",vector=\"0\",source=\"msix\",dest=\"0\",masked=\"0\"} 24\n";
+    t += "kvmbus_irq_route_gsi{vm=\"demo\",device=\"hypercall-gw\",vector=\"1\",source=\"msix\",dest=\"1\",masked=\"1\"} -1\n";
+    t += "kvmbus_msi_route_updates_total{vm=\"demo\",device=\"hypercall-gw\"} 3\n";
+    t += "kvmbus_pci_function_info{vm=\"demo\",bdf=\"00:01.0\",device=\"hypercall-gw\",vendor_id=\"1234\",device_id=\"4843\",class=\"088000\"} 1\n";
+    t += "kvmbus_pci_function_info{vm=\"demo\",bdf=\"00:00.0\",device=\"host-bridge\",vendor_id=\"8086\",device_id=\"0d57\",class=\"060000\"} 1\n";
+    t += "kvmbus_pci_bar_address{vm=\"demo\",bdf=\"00:01.0\",bar=\"0\",kind=\"io\"} 49152\n";
+    t += "kvmbus_pci_bar_size_bytes{vm=\"demo\",bdf=\"00:01.0\",bar=\"0\",kind=\"io\"} 64\n";
+    t +=
+        "kvmbus_pci_bar_address{vm=\"demo\",bdf=\"00:01.0\",bar=\"2\",kind=\"mem32\"} 3758096384\n";
+    t += "kvmbus_pci_bar_size_bytes{vm=\"demo\",bdf=\"00:01.0\",bar=\"2\",kind=\"mem32\"} 4096\n";
+    t += "kvmbus_pci_capability_info{vm=\"demo\",bdf=\"00:01.0\",cap=\"msix\",offset=\"0x40\"} 1\n";
+    t += "kvmbus_pci_capability_info{vm=\"demo\",bdf=\"00:01.0\",cap=\"vendor\",offset=\"0x60\"} 1\n";
+    t += &format!(
+        "kvmbus_hypercalls_total{{vm=\"demo\",nr=\"1\",path=\"sync\",status=\"ok\"}} {}\n",
+        n(100, 1000)
+    );
+    t += "kvmbus_hypercalls_total{vm=\"demo\",nr=\"1\",path=\"sync\",status=\"einval\"} 4\n";
+    t += &format!(
+        "kvmbus_hypercalls_total{{vm=\"demo\",nr=\"256\",path=\"ring\",status=\"ok\"}} {}\n",
+        n(0, 50)
+    );
+    for (le, c) in [
+        ("0.000005", 0),
+        ("0.00001", 100),
+        ("0.00002", 200),
+        ("+Inf", 200),
+    ] {
+        t += &format!(
+            "kvmbus_hypercall_seconds_bucket{{vm=\"demo\",nr=\"1\",path=\"sync\",le=\"{le}\"}} {}\n",
+            c * (step + 1)
+        );
+    }
+    t += &format!(
+        "kvmbus_hypercall_seconds_sum{{vm=\"demo\",nr=\"1\",path=\"sync\"}} {}\n",
+        0.002 * (step + 1) as f64
+    );
+    t += &format!(
+        "kvmbus_hypercall_seconds_count{{vm=\"demo\",nr=\"1\",path=\"sync\"}} {}\n",
+        200 * (step + 1)
+    );
+    t += &format!(
+        "kvmbus_unclaimed_accesses_total{{vm=\"demo\",space=\"pio\",dir=\"read\"}} {}\n",
+        n(3, 1)
+    );
+    t
+}
+
+/// Snapshots at t0 and t0 + 1 s.
+pub(crate) fn pair() -> (Snapshot, Snapshot) {
+    let t0 = Instant::now();
+    let a = Snapshot::parse_at(&text(0), t0).unwrap();
+    let b = Snapshot::parse_at(&text(1), t0 + Duration::from_secs(1)).unwrap();
+    (a, b)
+}

@@ -1,0 +1,30 @@
+//! The PCI tree of every VM, from the info gauges.
+
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::tui::app::App;
+use crate::tui::data;
+
+pub(super) fn draw(f: &mut Frame, area: Rect, app: &App) {
+    let tree = data::pci_tree(&app.cur);
+    if tree.is_empty() {
+        let msg = "no data: no PCI info gauges (kvmbus_pci_function_info)";
+        f.render_widget(Paragraph::new(msg), area);
+        return;
+    }
+    let lines: Vec<Line> = tree
+        .into_iter()
+        .filter(|(_, text)| app.passes(text))
+        .map(|(depth, text)| match depth {
+            0 => Line::styled(text, Style::new().add_modifier(Modifier::BOLD)),
+            1 => Line::from(format!("  {text}")),
+            _ => Line::from(format!("      {text}")),
+        })
+        .collect();
+    let skip = app.scroll.min(lines.len().saturating_sub(1));
+    f.render_widget(Paragraph::new(lines).scroll((skip as u16, 0)), area);
+}
