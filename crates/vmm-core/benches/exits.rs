@@ -102,14 +102,26 @@ fn main() {
         k.push(c1);
         b.push(c2);
         on.push(c3);
-        print!("  round {}: kvmbus {c1:.0}, bare {c2:.0}, kvmbus+metrics {c3:.0} cycles/exit\r\n", r + 1);
+        print!(
+            "  round {}: kvmbus {c1:.0}, bare {c2:.0}, kvmbus+metrics {c3:.0} cycles/exit\r\n",
+            r + 1
+        );
         std::io::stdout().flush().unwrap();
     }
     let (k, b, on) = (median(k), median(b), median(on));
     let rate = |c: f64| khz * 1000.0 / c;
-    println!("bare kvm-ioctls loop   {b:>8.0} cycles/exit  {:>10.0} exits/s", rate(b));
-    println!("kvmbus (metrics off)   {k:>8.0} cycles/exit  {:>10.0} exits/s", rate(k));
-    println!("kvmbus (metrics on)    {on:>8.0} cycles/exit  {:>10.0} exits/s", rate(on));
+    println!(
+        "bare kvm-ioctls loop   {b:>8.0} cycles/exit  {:>10.0} exits/s",
+        rate(b)
+    );
+    println!(
+        "kvmbus (metrics off)   {k:>8.0} cycles/exit  {:>10.0} exits/s",
+        rate(k)
+    );
+    println!(
+        "kvmbus (metrics on)    {on:>8.0} cycles/exit  {:>10.0} exits/s",
+        rate(on)
+    );
     println!(
         "kvmbus / bare cost per exit: {:.4}  ({:+.2}%; goal <= +5%, aim +2%)",
         k / b,

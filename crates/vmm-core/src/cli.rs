@@ -108,7 +108,9 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>) -> i32 {
     };
     let opts = RunOptions {
         timed_exits: exporter.is_some(),
-        kvm_stats_period: exporter.is_some().then(|| std::time::Duration::from_secs(1)),
+        kvm_stats_period: exporter
+            .is_some()
+            .then(|| std::time::Duration::from_secs(1)),
     };
     match vm.run(&opts) {
         Ok(reason) => {

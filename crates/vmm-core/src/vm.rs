@@ -269,15 +269,18 @@ impl Vm {
     /// (an older kernel) is logged and left out.
     fn kvm_stats(&self, vm: &str) -> Vec<monitor::KvmStats> {
         let mut out = Vec::new();
-        let mut add = |fd: monitor::Result<std::os::fd::OwnedFd>, scope| {
-            match fd.and_then(|fd| monitor::KvmStats::new(vm, scope, fd)) {
-                Ok(s) => out.push(s),
-                Err(e) => log::warn!("KVM statistics unavailable: {e}"),
-            }
+        let mut add = |fd: monitor::Result<std::os::fd::OwnedFd>, scope| match fd
+            .and_then(|fd| monitor::KvmStats::new(vm, scope, fd))
+        {
+            Ok(s) => out.push(s),
+            Err(e) => log::warn!("KVM statistics unavailable: {e}"),
         };
         add(monitor::get_stats_fd(&*self.vm_fd), monitor::StatsScope::Vm);
         for (i, v) in self.vcpus.iter().enumerate() {
-            add(monitor::get_stats_fd(v), monitor::StatsScope::Vcpu(i as u32));
+            add(
+                monitor::get_stats_fd(v),
+                monitor::StatsScope::Vcpu(i as u32),
+            );
         }
         out
     }
@@ -300,7 +303,10 @@ impl Vm {
             Some(period) => {
                 let (tx, rx) = crossbeam_channel::bounded::<()>(1);
                 let stats = self.kvm_stats(&vm);
-                (Some(tx), Some(monitor::spawn_stats_sampler(stats, period, rx)))
+                (
+                    Some(tx),
+                    Some(monitor::spawn_stats_sampler(stats, period, rx)),
+                )
             }
             None => (None, None),
         };
