@@ -64,7 +64,7 @@ pub fn main() -> i32 {
     }
 }
 
-fn load(path: &PathBuf) -> Result<Config, i32> {
+fn load(path: &std::path::Path) -> Result<Config, i32> {
     config::load(path).map_err(|e| {
         eprintln!("kvmbus: {e}");
         exit_code::CONFIG

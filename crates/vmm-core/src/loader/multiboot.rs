@@ -147,7 +147,7 @@ pub fn load_multiboot(
 
     let mut span = (u64::MAX, 0u64);
     for &(off, paddr, filesz, memsz) in &pieces {
-        let end = paddr.checked_add(memsz).unwrap_or(u64::MAX);
+        let end = paddr.saturating_add(memsz);
         if end > mem_size {
             return Err(LoadError::OutsideMemory {
                 image: name.to_string(),
