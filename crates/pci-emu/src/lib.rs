@@ -14,8 +14,25 @@
 //! also publishes a copy of every event on a crossbeam channel for observers.
 #![deny(missing_docs)]
 
+mod bar;
+mod bus;
+mod caps;
+mod config;
+mod error;
+mod host_bridge;
+mod msi;
+mod msix;
+mod regs;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod test_utils;
 mod types;
 
+pub use bar::BarInfo;
+pub use bus::PciBus;
+pub use caps::CapInfo;
+pub use config::{PciConfig, PciIds, PendingBits};
+pub use error::{Error, Result};
+pub use host_bridge::HostBridge;
 pub use types::{
     BarChange, BarKind, Bdf, BdfParseError, FunctionEvent, IoEventSpec, IrqSource, MsiMessage,
     PciEvent, PciFunction, VectorChange,
