@@ -241,6 +241,11 @@ pub(crate) fn interrupts(f: &Frames) -> Vec<IrqRow> {
     }
     for s in f.cur.series(names::IRQ_ROUTE_GSI) {
         let r = irq_entry(&mut rows, s);
+        // A vector whose labels changed leaves its old series behind at -1: a routed
+        // series wins over unrouted ones.
+        if r.gsi.is_some_and(|g| g >= 0.0) && s.value < 0.0 {
+            continue;
+        }
         r.gsi = Some(s.value);
         r.source = s.l("source").to_owned();
         r.dest = s.l("dest").to_owned();
