@@ -9,12 +9,40 @@
 //! KVM sits behind the narrow [`IrqChip`] trait: [`KvmIrqChip`] is the real one, and a
 //! recording implementation (feature `test-utils`) lets the logic be tested without
 //! /dev/kvm.
+//!
+//! ```
+//! # #[cfg(feature = "test-utils")] {
+//! use std::sync::Arc;
+//! use irq_router::{IrqRouter, RecordingIrqChip, RouterConfig, DeliveryMode};
+//! use pci_emu::{Bdf, FunctionEvent, IrqSource, MsiMessage, PciEvent, VectorChange};
+//!
+//! let chip = Arc::new(RecordingIrqChip::new());
+//! let config = RouterConfig { vm: "doc".into(), max_routes: 4096, mode: DeliveryMode::Irqfd };
+//! let mut router = IrqRouter::new(chip.clone(), config).unwrap();
+//! let bdf = Bdf::new(0, 3, 0).unwrap();
+//! let handles = router.add_device(bdf, "gateway", 2).unwrap();
+//! // The guest enables MSI-X and unmasks entry 0: it gets GSI 24 and an irqfd.
+//! let message = Some(MsiMessage { address: 0xfee0_0000, data: 0x41 });
+//! let change = VectorChange { source: IrqSource::Msix, vector: 0, message, masked: false };
+//! router.apply(&PciEvent { bdf, event: FunctionEvent::Vector(change) }).unwrap();
+//! assert_eq!(router.routes()[0].gsi, Some(24));
+//! handles[0].trigger().unwrap();
+//! # }
+//! ```
 #![deny(missing_docs)]
 
 mod chip;
 mod error;
 mod handle;
+#[cfg(any(test, feature = "test-utils"))]
+mod recording;
+mod router;
+mod signal;
+mod table;
 
 pub use chip::{GsiRoute, IrqChip, KvmIrqChip};
 pub use error::{Error, Result};
 pub use handle::IrqHandle;
+#[cfg(any(test, feature = "test-utils"))]
+pub use recording::{ChipCall, ChipOp, RecordingIrqChip};
+pub use router::{DeliveryMode, IrqRouter, RouterConfig, VectorRoute};
