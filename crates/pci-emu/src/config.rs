@@ -351,8 +351,8 @@ impl PciConfig {
         self.caps.infos()
     }
 
-    /// The current effective state of a vector (disabled and unmasked if the
-    /// capability or vector does not exist).
+    /// The current effective state of a vector. A vector that is not enabled (or does
+    /// not exist) reports `message: None, masked: false`.
     pub fn vector_state(&self, source: IrqSource, vector: u16) -> VectorChange {
         let state = match source {
             IrqSource::Msi => self.msi.map(|m| m.vector_state(&self.regs, vector)),
@@ -375,5 +375,420 @@ impl PciConfig {
             IrqSource::Msi => self.msi.map_or(0, |m| m.vectors),
             IrqSource::Msix => self.msix.as_ref().map_or(0, |m| m.vectors()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{BarChange, FunctionEvent};
+
+    const IDS: PciIds = PciIds {
+        vendor_id: 0x1af4,
+        device_id: 0x1041,
+        class_code: 0x02_00_00,
+        revision: 7,
+        subsystem_vendor_id: 0x1af4,
+        subsystem_id: 0x1100,
+    };
+    const MEM32: BarKind = BarKind::Mem32 {
+        prefetchable: false,
+    };
+
+    pub(crate) fn r32(c: &PciConfig, off: u16) -> u32 {
+        let mut d = [0u8; 4];
+        c.read(off, &mut d);
+        u32::from_le_bytes(d)
+    }
+
+    pub(crate) fn r8(c: &PciConfig, off: u16) -> u8 {
+        let mut d = [0u8; 1];
+        c.read(off, &mut d);
+        d[0]
+    }
+
+    pub(crate) fn w32(c: &mut PciConfig, off: u16, v: u32) -> Vec<FunctionEvent> {
+        c.write(off, &v.to_le_bytes())
+    }
+
+    fn size_bar(c: &mut PciConfig, off: u16) -> u32 {
+        let old = r32(c, off);
+        w32(c, off, u32::MAX);
+        let mask = r32(c, off);
+        w32(c, off, old);
+        mask
+    }
+
+    #[test]
+    fn ids_are_read_only() {
+        let mut c = PciConfig::new(IDS);
+        for off in [0x00, 0x08, 0x2C, 0x34] {
+            w32(&mut c, off, u32::MAX);
+        }
+        assert_eq!(r32(&c, 0x00), 0x1041_1af4);
+        assert_eq!(r32(&c, 0x08), 0x0200_0007);
+        assert_eq!(r32(&c, 0x2C), 0x1100_1af4);
+        assert_eq!(r32(&c, 0x34), 0);
+        assert_eq!(c.ids(), IDS);
+        assert_eq!(r8(&c, 0x0E), 0);
+        c.set_multifunction(true);
+        assert_eq!(r8(&c, 0x0E), 0x80);
+        c.write(0x0E, &[0]);
+        assert_eq!(r8(&c, 0x0E), 0x80);
+        c.set_multifunction(false);
+        assert_eq!(r8(&c, 0x0E), 0);
+    }
+
+    #[test]
+    fn bar_sizing_of_each_kind() {
+        let mut c = PciConfig::new(IDS);
+        c.add_bar(0, BarKind::Io, 64).unwrap();
+        c.add_bar(1, MEM32, 0x1000).unwrap();
+        c.add_bar(2, BarKind::Mem32 { prefetchable: true }, 0x10)
+            .unwrap();
+        c.add_bar(3, BarKind::Mem64 { prefetchable: true }, 0x4000)
+            .unwrap();
+        let mut big = PciConfig::new(IDS);
+        big.add_bar(
+            0,
+            BarKind::Mem64 {
+                prefetchable: false,
+            },
+            1 << 33,
+        )
+        .unwrap();
+
+        assert_eq!(size_bar(&mut c, 0x10), 0xFFFF_FFC1);
+        assert_eq!(size_bar(&mut c, 0x14), 0xFFFF_F000);
+        assert_eq!(size_bar(&mut c, 0x18), 0xFFFF_FFF8);
+        assert_eq!(size_bar(&mut c, 0x1C), 0xFFFF_C00C);
+        assert_eq!(size_bar(&mut c, 0x20), 0xFFFF_FFFF);
+        // BAR 5 is not implemented: reads 0 whatever is written.
+        assert_eq!(size_bar(&mut c, 0x24), 0);
+        assert_eq!(size_bar(&mut big, 0x10), 0x0000_0004);
+        assert_eq!(size_bar(&mut big, 0x14), 0xFFFF_FFFE);
+        // Restored after sizing, type bits intact.
+        assert_eq!(r32(&c, 0x10), 0x1);
+        assert_eq!(r32(&c, 0x1C), 0xC);
+        // No expansion ROM.
+        assert_eq!(size_bar(&mut c, 0x30), 0);
+
+        let bars = c.bars();
+        assert_eq!(bars.len(), 4);
+        assert_eq!(bars[3].index, 3);
+        assert_eq!(bars[3].size, 0x4000);
+        assert!(bars.iter().all(|b| !b.decoding));
+    }
+
+    #[test]
+    fn bar_errors() {
+        let mut c = PciConfig::new(IDS);
+        c.add_bar(
+            1,
+            BarKind::Mem64 {
+                prefetchable: false,
+            },
+            0x100,
+        )
+        .unwrap();
+        assert_eq!(c.add_bar(2, MEM32, 0x100), Err(Error::BarInUse(2)));
+        assert_eq!(c.add_bar(1, MEM32, 0x100), Err(Error::BarInUse(1)));
+        assert_eq!(
+            c.add_bar(
+                0,
+                BarKind::Mem64 {
+                    prefetchable: false
+                },
+                0x100
+            ),
+            Err(Error::BarInUse(1))
+        );
+        assert!(matches!(
+            c.add_bar(3, BarKind::Io, 3),
+            Err(Error::BarSize { .. })
+        ));
+        assert_eq!(c.add_bar(6, BarKind::Io, 4), Err(Error::BarIndex(6)));
+        c.add_bar(0, BarKind::Io, 4).unwrap();
+    }
+
+    #[test]
+    fn write_masks_of_header_registers() {
+        let mut c = PciConfig::new(IDS);
+        w32(&mut c, 0x04, 0xFFFF_FFFF);
+        assert_eq!(c.command(), 0x0547);
+        // Cache line size and latency timer RW, header type and BIST RO.
+        w32(&mut c, 0x0C, 0xFFFF_FFFF);
+        assert_eq!(r32(&c, 0x0C), 0x0000_FFFF);
+        // Interrupt line RW, pin and the rest RO.
+        c.set_interrupt_pin(1);
+        w32(&mut c, 0x3C, 0xFFFF_FFFF);
+        assert_eq!(r32(&c, 0x3C), 0x0000_01FF);
+        // Word and byte writes at every aligned offset of COMMAND.
+        c.write(0x04, &[0x00]);
+        assert_eq!(c.command(), 0x0500);
+        c.write(0x05, &[0x00]);
+        assert_eq!(c.command(), 0);
+        c.write(0x04, &0x0003u16.to_le_bytes());
+        assert_eq!(c.command(), 0x0003);
+    }
+
+    #[test]
+    fn status_bits_are_rw1c() {
+        let mut c = PciConfig::new(IDS);
+        c.add_msi(1, false, false).unwrap();
+        c.set_status_bits(0xF900);
+        assert_eq!(r32(&c, 0x04) >> 16, 0xF910);
+        // Writing zeros clears nothing; COMMAND write in the same dword is harmless.
+        w32(&mut c, 0x04, 0x0000_0002);
+        assert_eq!(r32(&c, 0x04), 0xF910_0002);
+        c.write(0x06, &0x0100u16.to_le_bytes());
+        assert_eq!(r32(&c, 0x04) >> 16, 0xF810);
+        c.write(0x07, &[0xF8]);
+        // The capability-list bit is read-only.
+        assert_eq!(r32(&c, 0x04) >> 16, 0x0010);
+        w32(&mut c, 0x04, 0xFFFF_0000);
+        assert_eq!(r32(&c, 0x04) >> 16, 0x0010);
+    }
+
+    fn bar_event(
+        index: u8,
+        kind: BarKind,
+        size: u64,
+        old: Option<u64>,
+        new: Option<u64>,
+    ) -> FunctionEvent {
+        FunctionEvent::Bar(BarChange {
+            index,
+            kind,
+            size,
+            old,
+            new,
+        })
+    }
+
+    #[test]
+    fn relocation_events() {
+        let mut c = PciConfig::new(IDS);
+        c.add_bar(0, BarKind::Io, 64).unwrap();
+        c.add_bar(1, MEM32, 0x1000).unwrap();
+        let m64 = BarKind::Mem64 { prefetchable: true };
+        c.add_bar(2, m64, 0x4000).unwrap();
+
+        // Decode off: programming addresses moves nothing.
+        assert!(w32(&mut c, 0x10, 0xC000).is_empty());
+        assert!(w32(&mut c, 0x14, 0xE000_0000).is_empty());
+        assert!(w32(&mut c, 0x18, 0xE010_0000).is_empty());
+        assert!(w32(&mut c, 0x1C, 0x1).is_empty());
+        assert_eq!(c.bar_address(0), None);
+
+        // Memory decode on: both memory BARs appear.
+        let ev = w32(&mut c, 0x04, 0x2);
+        assert_eq!(
+            ev,
+            vec![
+                FunctionEvent::Command {
+                    io: false,
+                    memory: true,
+                    bus_master: false
+                },
+                bar_event(1, MEM32, 0x1000, None, Some(0xE000_0000)),
+                bar_event(2, m64, 0x4000, None, Some(0x1_E010_0000)),
+            ]
+        );
+        // I/O decode on with a byte write.
+        let ev = c.write(0x04, &[0x3]);
+        assert_eq!(ev.len(), 2);
+        assert_eq!(ev[1], bar_event(0, BarKind::Io, 64, None, Some(0xC000)));
+        assert_eq!(c.bar_address(0), Some(0xC000));
+
+        // Moves while decoding.
+        assert_eq!(
+            w32(&mut c, 0x14, 0xE000_1000),
+            vec![bar_event(
+                1,
+                MEM32,
+                0x1000,
+                Some(0xE000_0000),
+                Some(0xE000_1000)
+            )]
+        );
+        assert_eq!(
+            w32(&mut c, 0x1C, 0),
+            vec![bar_event(
+                2,
+                m64,
+                0x4000,
+                Some(0x1_E010_0000),
+                Some(0xE010_0000)
+            )]
+        );
+        // Same address again: nothing.
+        assert!(w32(&mut c, 0x14, 0xE000_1000).is_empty());
+        // Bits below the size are ignored.
+        assert!(w32(&mut c, 0x14, 0xE000_1FF0).is_empty());
+
+        // Sizing while decoding: the BAR disappears, then comes back.
+        assert_eq!(
+            w32(&mut c, 0x10, u32::MAX),
+            vec![bar_event(0, BarKind::Io, 64, Some(0xC000), None)]
+        );
+        assert_eq!(
+            w32(&mut c, 0x10, 0xC040),
+            vec![bar_event(0, BarKind::Io, 64, None, Some(0xC040))]
+        );
+
+        // Bus master alone: a Command event, no BAR events.
+        assert_eq!(
+            w32(&mut c, 0x04, 0x7),
+            vec![FunctionEvent::Command {
+                io: true,
+                memory: true,
+                bus_master: true
+            }]
+        );
+        // Interrupt disable only: nothing effective.
+        assert!(w32(&mut c, 0x04, 0x407).is_empty());
+
+        // Decode off: old address, new None.
+        let ev = w32(&mut c, 0x04, 0x0);
+        assert_eq!(ev.len(), 4);
+        assert!(ev.contains(&bar_event(2, m64, 0x4000, Some(0xE010_0000), None)));
+        let info = c.bars();
+        assert_eq!(info[2].address, 0xE010_0000);
+        assert!(!info[2].decoding);
+    }
+
+    #[test]
+    fn capability_list_walks_from_0x34() {
+        let mut c = PciConfig::new(IDS);
+        assert_eq!(r32(&c, 0x04) >> 16 & 0x10, 0);
+        assert_eq!(r8(&c, 0x34), 0);
+        c.add_bar(2, MEM32, 0x1000).unwrap();
+        c.add_msi(4, true, true).unwrap();
+        c.add_msix(16, 2, 0, 2, 0x800).unwrap();
+        c.add_pcie_cap().unwrap();
+        let vendor = c.add_vendor_cap(&[0xAB, 0xCD, 0xEF]).unwrap();
+        assert_eq!(r32(&c, 0x04) >> 16 & 0x10, 0x10);
+
+        let mut walked = Vec::new();
+        let mut ptr = r8(&c, 0x34);
+        while ptr != 0 {
+            assert_eq!(ptr % 4, 0);
+            assert!(ptr >= 0x40);
+            walked.push((r8(&c, u16::from(ptr)), ptr));
+            ptr = r8(&c, u16::from(ptr) + 1);
+            assert!(walked.len() < 48, "list must terminate");
+        }
+        let caps: Vec<_> = c.capabilities().iter().map(|c| (c.id, c.offset)).collect();
+        assert_eq!(walked, caps);
+        assert_eq!(
+            walked.iter().map(|w| w.0).collect::<Vec<_>>(),
+            [0x05, 0x11, 0x10, 0x09]
+        );
+        assert_eq!(c.capabilities()[1].name, "MSI-X");
+
+        // Vendor capability: length and payload, read-only.
+        let v = u16::from(vendor);
+        assert_eq!(r8(&c, v + 2), 6);
+        w32(&mut c, v, u32::MAX);
+        assert_eq!(r32(&c, v) >> 16, 0xAB06);
+        assert_eq!(r8(&c, v + 4), 0xCD);
+        assert_eq!(r8(&c, v + 5), 0xEF);
+        // PCI Express: version 2 endpoint.
+        let p = u16::from(walked[2].1);
+        assert_eq!(r32(&c, p) >> 16, 0x0002);
+
+        // Duplicates and room.
+        assert_eq!(
+            c.add_pcie_cap(),
+            Err(Error::CapabilityExists("PCI Express"))
+        );
+        assert_eq!(
+            c.add_msi(1, false, false),
+            Err(Error::CapabilityExists("MSI"))
+        );
+        assert_eq!(c.add_vendor_cap(&[0; 253]), Err(Error::VendorPayload(253)));
+        assert!(matches!(
+            c.add_vendor_cap(&[0; 200]),
+            Err(Error::NoSpace(_))
+        ));
+        // A failed add leaves the list as it was.
+        assert_eq!(c.capabilities().len(), 4);
+        assert_eq!(r8(&c, v + 1), 0);
+    }
+
+    #[test]
+    fn msix_placement_errors() {
+        let mut c = PciConfig::new(IDS);
+        c.add_bar(0, BarKind::Io, 0x100).unwrap();
+        c.add_bar(1, MEM32, 0x1000).unwrap();
+        assert_eq!(
+            c.add_msix(0, 1, 0, 1, 0x800),
+            Err(Error::VectorCount {
+                cap: "MSI-X",
+                count: 0
+            })
+        );
+        assert!(c.add_msix(2049, 1, 0, 1, 0x800).is_err());
+        assert_eq!(c.add_msix(4, 0, 0, 1, 0x800), Err(Error::MsixBar(0)));
+        assert_eq!(c.add_msix(4, 1, 0, 3, 0x800), Err(Error::MsixBar(3)));
+        assert!(matches!(
+            c.add_msix(4, 1, 4, 1, 0x800),
+            Err(Error::MsixPlacement { what: "table", .. })
+        ));
+        assert!(matches!(
+            c.add_msix(4, 1, 0, 1, 0x1000),
+            Err(Error::MsixPlacement { what: "PBA", .. })
+        ));
+        assert!(matches!(
+            c.add_msix(256, 1, 0x100, 1, 0),
+            Err(Error::MsixPlacement { what: "table", .. })
+        ));
+        assert_eq!(c.add_msix(4, 1, 0, 1, 0x38), Err(Error::MsixOverlap));
+        c.add_msix(4, 1, 0, 1, 0x40).unwrap();
+        assert_eq!(
+            c.add_msix(4, 1, 0, 1, 0x40),
+            Err(Error::CapabilityExists("MSI-X"))
+        );
+        assert!(c.add_msi(3, false, false).is_err());
+        assert!(c.add_msi(64, false, false).is_err());
+        c.add_msi(32, true, true).unwrap();
+    }
+
+    #[test]
+    fn access_sizes_and_ranges() {
+        let mut c = PciConfig::new(IDS);
+        c.add_pcie_cap().unwrap();
+        for off in (0..256u16).step_by(4) {
+            let d = r32(&c, off).to_le_bytes();
+            for i in 0..4 {
+                assert_eq!(r8(&c, off + i), d[i as usize]);
+            }
+            for i in [0, 2] {
+                let mut w = [0u8; 2];
+                c.read(off + i, &mut w);
+                assert_eq!(w, d[i as usize..i as usize + 2]);
+            }
+        }
+        // Extended space reads zero, past it all-ones.
+        assert_eq!(r32(&c, 0x100), 0);
+        assert_eq!(r32(&c, 0xFFC), 0);
+        assert_eq!(r32(&c, 0x1000), u32::MAX);
+        assert_eq!(r32(&c, u16::MAX - 3), u32::MAX);
+        // Misaligned or odd sizes read all-ones and writes are dropped.
+        assert_eq!(r32(&c, 0x02), u32::MAX);
+        let mut three = [0u8; 3];
+        c.read(0, &mut three);
+        assert_eq!(three, [0xFF; 3]);
+        let mut eight = [0u8; 8];
+        c.read(0, &mut eight);
+        assert_eq!(eight, [0xFF; 8]);
+        c.read(0, &mut []);
+        assert!(c.write(0x05, &[0xFF, 0xFF]).is_empty());
+        assert!(c.write(0x04, &[0xFF; 3]).is_empty());
+        assert!(c.write(0x04, &[]).is_empty());
+        assert!(c.write(0x104, &[0xFF; 4]).is_empty());
+        assert_eq!(c.command(), 0);
+        assert_eq!(r32(&c, 0x104), 0);
     }
 }

@@ -5,6 +5,9 @@
 //! programmed data with the low MME bits replaced by `i` (PCI 3.0 §6.8.1.6). A write of
 //! MME larger than MMC is clamped to MMC. The pending register is read-only and comes
 //! from the function's [`PendingBits`](crate::PendingBits) source.
+//!
+//! A vector that is not enabled reports `masked: false` whatever its mask bit says:
+//! its state is just "disabled", so mask writes to it cause no event.
 
 use crate::regs::Regs;
 use crate::types::{IrqSource, MsiMessage, VectorChange};
@@ -156,7 +159,7 @@ impl Msi {
                 data: (data & !low_bits) | u32::from(vector),
             }
         });
-        let masked = vector < self.vectors
+        let masked = message.is_some()
             && self
                 .mask_off()
                 .is_some_and(|m| regs.get(m, 4) & (1 << vector) != 0);
@@ -173,5 +176,172 @@ impl Msi {
         (0..self.vectors)
             .map(|v| self.vector_state(regs, v))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::test_utils::{TestPendingBits, TEST_IDS};
+    use crate::types::{FunctionEvent, IrqSource, MsiMessage, VectorChange};
+    use crate::PciConfig;
+
+    fn r32(c: &PciConfig, off: u16) -> u32 {
+        let mut d = [0u8; 4];
+        c.read(off, &mut d);
+        u32::from_le_bytes(d)
+    }
+
+    fn w16(c: &mut PciConfig, off: u16, v: u16) -> Vec<FunctionEvent> {
+        c.write(off, &v.to_le_bytes())
+    }
+
+    fn w32(c: &mut PciConfig, off: u16, v: u32) -> Vec<FunctionEvent> {
+        c.write(off, &v.to_le_bytes())
+    }
+
+    fn vec_ev(vector: u16, msg: Option<(u64, u32)>, masked: bool) -> FunctionEvent {
+        FunctionEvent::Vector(VectorChange {
+            source: IrqSource::Msi,
+            vector,
+            message: msg.map(|(address, data)| MsiMessage { address, data }),
+            masked,
+        })
+    }
+
+    /// MSI with 8 vectors, 64-bit, per-vector mask; returns config and cap offset.
+    fn msi64() -> (PciConfig, u16) {
+        let mut c = PciConfig::new(TEST_IDS);
+        c.add_msi(8, true, true).unwrap();
+        let off = u16::from(c.capabilities()[0].offset);
+        (c, off)
+    }
+
+    #[test]
+    fn layout_and_read_only_bits() {
+        let (mut c, o) = msi64();
+        // ID 5, next 0, control: MMC=3 (8), 64-bit, per-vector mask.
+        assert_eq!(r32(&c, o), 0x0186_0005);
+        w32(&mut c, o, u32::MAX);
+        // Only enable and MME are writable.
+        assert_eq!(r32(&c, o), 0x01B7_0005, "MME clamped to MMC");
+        w32(&mut c, o + 4, u32::MAX);
+        assert_eq!(r32(&c, o + 4), 0xFFFF_FFFC);
+        w32(&mut c, o + 0xC, u32::MAX);
+        assert_eq!(r32(&c, o + 0xC), 0x0000_FFFF);
+        w32(&mut c, o + 0x10, u32::MAX);
+        assert_eq!(r32(&c, o + 0x10), 0xFF);
+
+        let mut small = PciConfig::new(TEST_IDS);
+        small.add_msi(1, false, false).unwrap();
+        assert_eq!(r32(&small, 0x40), 0x0000_0005);
+        // Data right after the 32-bit address; the next capability after 10 bytes.
+        small.add_vendor_cap(&[]).unwrap();
+        assert_eq!(small.capabilities()[1].offset, 0x4C);
+        w32(&mut small, 0x48, u32::MAX);
+        assert_eq!(r32(&small, 0x48), 0xFFFF);
+    }
+
+    #[test]
+    fn enable_address_data_and_mask_events() {
+        let (mut c, o) = msi64();
+        // Programming while disabled changes nothing effective.
+        assert!(w32(&mut c, o + 4, 0xFEE0_0000).is_empty());
+        assert!(w32(&mut c, o + 8, 0).is_empty());
+        assert!(w16(&mut c, o + 0xC, 0x40).is_empty());
+        // Enable, one vector.
+        assert_eq!(
+            w16(&mut c, o + 2, 0x1),
+            vec![vec_ev(0, Some((0xFEE0_0000, 0x40)), false)]
+        );
+        // Address and data updates while enabled.
+        assert_eq!(
+            w32(&mut c, o + 8, 1),
+            vec![vec_ev(0, Some((0x1_FEE0_0000, 0x40)), false)]
+        );
+        assert_eq!(
+            w16(&mut c, o + 0xC, 0x41),
+            vec![vec_ev(0, Some((0x1_FEE0_0000, 0x41)), false)]
+        );
+        // Masking vector 0 and vector 5; 5 is not enabled, so only 0 changes.
+        assert_eq!(
+            w32(&mut c, o + 0x10, 0x21),
+            vec![vec_ev(0, Some((0x1_FEE0_0000, 0x41)), true)]
+        );
+        assert!(!c.vector_state(IrqSource::Msi, 5).masked);
+        assert!(w32(&mut c, o + 0x10, 0x21).is_empty());
+        assert_eq!(
+            c.vector_state(IrqSource::Msi, 0),
+            VectorChange {
+                source: IrqSource::Msi,
+                vector: 0,
+                message: Some(MsiMessage {
+                    address: 0x1_FEE0_0000,
+                    data: 0x41
+                }),
+                masked: true
+            }
+        );
+        // Disable.
+        assert_eq!(w16(&mut c, o + 2, 0), vec![vec_ev(0, None, false)]);
+        // Enabling again brings the mask back with the message.
+        assert_eq!(
+            w16(&mut c, o + 2, 1),
+            vec![vec_ev(0, Some((0x1_FEE0_0000, 0x41)), true)]
+        );
+    }
+
+    #[test]
+    fn multiple_message() {
+        let (mut c, o) = msi64();
+        w32(&mut c, o + 4, 0xFEE0_0000);
+        w16(&mut c, o + 0xC, 0x40);
+        // Enable with MME = 2 (4 vectors): data low 2 bits carry the vector.
+        let ev = w16(&mut c, o + 2, 0x21);
+        assert_eq!(
+            ev,
+            (0..4)
+                .map(|v| vec_ev(v, Some((0xFEE0_0000, 0x40 | u32::from(v))), false))
+                .collect::<Vec<_>>()
+        );
+        // Low bits of data are replaced, not OR-ed.
+        let ev = w16(&mut c, o + 0xC, 0x43);
+        assert_eq!(ev.len(), 0, "0x43 & !3 | v == 0x40 | v");
+        let ev = w16(&mut c, o + 0xC, 0x50);
+        assert_eq!(ev.len(), 4);
+        assert_eq!(ev[3], vec_ev(3, Some((0xFEE0_0000, 0x53)), false));
+        // MME 7 > MMC 3 is clamped to 3 (8 vectors).
+        let ev = w16(&mut c, o + 2, 0x71);
+        assert_eq!(r32(&c, o) >> 16 & 0x70, 0x30);
+        // Vectors 0..4 keep their data (0x50 has bit 2 clear); 4..8 appear.
+        assert_eq!(ev.len(), 4);
+        assert_eq!(ev[0], vec_ev(4, Some((0xFEE0_0000, 0x54)), false));
+        assert_eq!(ev[3], vec_ev(7, Some((0xFEE0_0000, 0x57)), false));
+        // Back to one vector: 1..8 go away, 0 keeps its message.
+        let ev = w16(&mut c, o + 2, 0x01);
+        assert_eq!(ev.len(), 7);
+        assert!(ev
+            .iter()
+            .all(|e| matches!(e, FunctionEvent::Vector(VectorChange { message: None, .. }))));
+        assert_eq!(c.vector_state(IrqSource::Msi, 8).message, None);
+    }
+
+    #[test]
+    fn pending_register_reads_from_source() {
+        let (mut c, o) = msi64();
+        assert_eq!(r32(&c, o + 0x14), 0);
+        let p = Arc::new(TestPendingBits::default());
+        c.set_pending_bits(p.clone());
+        p.set(IrqSource::Msi, 1, true);
+        p.set(IrqSource::Msi, 7, true);
+        p.set(IrqSource::Msix, 0, true);
+        assert_eq!(r32(&c, o + 0x14), 0x82);
+        let mut b = [0u8; 1];
+        c.read(o + 0x14, &mut b);
+        assert_eq!(b[0], 0x82);
+        // Read-only.
+        assert!(w32(&mut c, o + 0x14, 0).is_empty());
+        assert_eq!(r32(&c, o + 0x14), 0x82);
     }
 }

@@ -6,6 +6,9 @@
 //! every entry is masked. The PBA is read-only and comes from the function's
 //! [`PendingBits`](crate::PendingBits) source. Table and PBA accept naturally aligned
 //! accesses of 1, 2, 4 or 8 bytes; other accesses read all-ones and are dropped.
+//!
+//! While MSI-X is disabled every vector reports `message: None, masked: false`, so table
+//! writes then cause no events; enabling reports each entry's message and mask.
 
 use crate::regs::Regs;
 use crate::types::{FunctionEvent, IrqSource, MsiMessage, VectorChange};
@@ -86,14 +89,15 @@ impl Msix {
     pub(crate) fn vector_state(&self, regs: &Regs, vector: u16) -> VectorChange {
         let ctrl = self.ctrl(regs);
         let (message, masked) = match self.table.get(usize::from(vector)) {
-            Some(e) => (
-                (ctrl & CTRL_ENABLE != 0).then(|| MsiMessage {
+            Some(e) if ctrl & CTRL_ENABLE != 0 => (
+                Some(MsiMessage {
                     address: u64::from(e[1]) << 32 | u64::from(e[0]),
                     data: e[2],
                 }),
                 ctrl & CTRL_FUNCTION_MASK != 0 || e[3] & ENTRY_MASKED != 0,
             ),
-            None => (None, false),
+            // Disabled (or no such entry): nothing effective, reported unmasked.
+            _ => (None, false),
         };
         VectorChange {
             source: IrqSource::Msix,
@@ -201,5 +205,210 @@ impl Msix {
             // The PBA is read-only.
             self.pba_index(bar, offset).is_some()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::test_utils::{TestPendingBits, TEST_IDS};
+    use crate::types::{BarKind, FunctionEvent, IrqSource, MsiMessage, VectorChange};
+    use crate::PciConfig;
+
+    const BAR: u8 = 1;
+    const PBA: u64 = 0x800;
+
+    /// 4 vectors, table at 0 and PBA at 0x800 of a 4 KiB BAR 1; returns the cap offset.
+    fn setup() -> (PciConfig, u16) {
+        let mut c = PciConfig::new(TEST_IDS);
+        c.add_bar(
+            BAR,
+            BarKind::Mem32 {
+                prefetchable: false,
+            },
+            0x1000,
+        )
+        .unwrap();
+        c.add_msix(4, BAR, 0, BAR, PBA as u32).unwrap();
+        let o = u16::from(c.capabilities()[0].offset);
+        (c, o)
+    }
+
+    fn tw(c: &mut PciConfig, offset: u64, v: u32) -> Vec<FunctionEvent> {
+        let mut ev = Vec::new();
+        assert!(c.msix_bar_write(BAR, offset, &v.to_le_bytes(), &mut ev));
+        ev
+    }
+
+    fn tr(c: &PciConfig, offset: u64) -> u32 {
+        let mut d = [0u8; 4];
+        assert!(c.msix_bar_read(BAR, offset, &mut d));
+        u32::from_le_bytes(d)
+    }
+
+    fn ctrl(c: &mut PciConfig, o: u16, v: u16) -> Vec<FunctionEvent> {
+        c.write(o + 2, &v.to_le_bytes())
+    }
+
+    fn program(c: &mut PciConfig, v: u64) {
+        tw(c, v * 16, 0xFEE0_0000 | (v as u32) << 12);
+        tw(c, v * 16 + 4, 0);
+        tw(c, v * 16 + 8, 0x30 + v as u32);
+    }
+
+    fn ev(vector: u16, msg: Option<(u64, u32)>, masked: bool) -> FunctionEvent {
+        FunctionEvent::Vector(VectorChange {
+            source: IrqSource::Msix,
+            vector,
+            message: msg.map(|(address, data)| MsiMessage { address, data }),
+            masked,
+        })
+    }
+
+    #[test]
+    fn capability_registers() {
+        let (mut c, o) = setup();
+        let mut d = [0u8; 4];
+        c.read(o, &mut d);
+        assert_eq!(u32::from_le_bytes(d), 0x0003_0011);
+        c.write(o, &u32::MAX.to_le_bytes());
+        c.read(o, &mut d);
+        assert_eq!(u32::from_le_bytes(d), 0xC003_0011);
+        c.write(o + 4, &u32::MAX.to_le_bytes());
+        c.write(o + 8, &u32::MAX.to_le_bytes());
+        c.read(o + 4, &mut d);
+        assert_eq!(u32::from_le_bytes(d), BAR.into());
+        c.read(o + 8, &mut d);
+        assert_eq!(u32::from_le_bytes(d), PBA as u32 | u32::from(BAR));
+    }
+
+    #[test]
+    fn table_reset_and_masks() {
+        let (mut c, _) = setup();
+        for v in 0..4 {
+            assert_eq!(tr(&c, v * 16 + 12), 1, "entries start masked");
+        }
+        tw(&mut c, 0, u32::MAX);
+        assert_eq!(tr(&c, 0), 0xFFFF_FFFC);
+        tw(&mut c, 12, u32::MAX);
+        assert_eq!(tr(&c, 12), 1);
+        // Outside the table and PBA: not handled.
+        let mut d = [0u8; 4];
+        assert!(!c.msix_bar_read(BAR, 0x40, &mut d));
+        assert!(!c.msix_bar_read(0, 0, &mut d));
+        assert!(!c.msix_bar_write(BAR, 0x808, &d, &mut Vec::new()));
+        // Bad size inside: handled, all-ones, dropped.
+        let mut three = [0u8; 3];
+        assert!(c.msix_bar_read(BAR, 0, &mut three));
+        assert_eq!(three, [0xFF; 3]);
+        assert!(c.msix_bar_read(BAR, 2, &mut d));
+        assert_eq!(d, [0xFF; 4]);
+        assert!(c.msix_bar_write(BAR, 2, &[0; 4], &mut Vec::new()));
+        assert_eq!(tr(&c, 0), 0xFFFF_FFFC);
+    }
+
+    #[test]
+    fn events_from_table_and_control() {
+        let (mut c, o) = setup();
+        // Disabled: table writes change nothing effective.
+        for v in 0..4 {
+            program(&mut c, v);
+        }
+        assert!(tw(&mut c, 12, 0).is_empty());
+        assert_eq!(c.vector_state(IrqSource::Msix, 0).message, None);
+
+        // Enable: every vector gets its message; vector 0 is unmasked.
+        let e = ctrl(&mut c, o, 0x8000);
+        assert_eq!(e.len(), 4);
+        assert_eq!(e[0], ev(0, Some((0xFEE0_0000, 0x30)), false));
+        assert_eq!(e[3], ev(3, Some((0xFEE0_3000, 0x33)), true));
+
+        // Per-vector unmask and data change through the table.
+        assert_eq!(
+            tw(&mut c, 16 + 12, 0),
+            vec![ev(1, Some((0xFEE0_1000, 0x31)), false)]
+        );
+        assert_eq!(
+            tw(&mut c, 16 + 8, 0x99),
+            vec![ev(1, Some((0xFEE0_1000, 0x99)), false)]
+        );
+        // Same value again: nothing.
+        assert!(tw(&mut c, 16 + 8, 0x99).is_empty());
+        // Reserved vector-control bits: nothing.
+        assert!(tw(&mut c, 16 + 12, 0xFFFE).is_empty());
+
+        // Function mask: only the unmasked vectors (0 and 1) change.
+        let e = ctrl(&mut c, o, 0xC000);
+        assert_eq!(
+            e,
+            vec![
+                ev(0, Some((0xFEE0_0000, 0x30)), true),
+                ev(1, Some((0xFEE0_1000, 0x99)), true)
+            ]
+        );
+        // Unmasking an entry under the function mask changes nothing effective.
+        assert!(tw(&mut c, 32 + 12, 0).is_empty());
+        let e = ctrl(&mut c, o, 0x8000);
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[2], ev(2, Some((0xFEE0_2000, 0x32)), false));
+
+        // 64-bit access covering address low and high.
+        let mut out = Vec::new();
+        let q = 0x0000_0001_FEE0_5000u64.to_le_bytes();
+        assert!(c.msix_bar_write(BAR, 0, &q, &mut out));
+        assert_eq!(out, vec![ev(0, Some((0x1_FEE0_5000, 0x30)), false)]);
+        let mut d = [0u8; 8];
+        assert!(c.msix_bar_read(BAR, 0, &mut d));
+        assert_eq!(u64::from_le_bytes(d), 0x1_FEE0_5000);
+
+        // Disable: all vectors lose their message.
+        assert_eq!(ctrl(&mut c, o, 0).len(), 4);
+    }
+
+    #[test]
+    fn pba_reads_pending_bits_and_ignores_writes() {
+        let (mut c, _) = setup();
+        let mut d = [0u8; 8];
+        assert!(c.msix_bar_read(BAR, PBA, &mut d));
+        assert_eq!(d, [0; 8]);
+        let p = Arc::new(TestPendingBits::default());
+        c.set_pending_bits(p.clone());
+        p.set(IrqSource::Msix, 0, true);
+        p.set(IrqSource::Msix, 3, true);
+        p.set(IrqSource::Msix, 9, true); // beyond the table: never shown
+        assert!(c.msix_bar_read(BAR, PBA, &mut d));
+        assert_eq!(u64::from_le_bytes(d), 0b1001);
+        let mut ev = Vec::new();
+        assert!(c.msix_bar_write(BAR, PBA, &[0; 8], &mut ev));
+        assert!(ev.is_empty());
+        let mut b = [0u8; 1];
+        assert!(c.msix_bar_read(BAR, PBA, &mut b));
+        assert_eq!(b[0], 0b1001);
+        assert!(c.msix_bar_read(BAR, PBA + 4, &mut b));
+        assert_eq!(b[0], 0);
+    }
+
+    #[test]
+    fn large_table() {
+        let mut c = PciConfig::new(TEST_IDS);
+        c.add_bar(
+            0,
+            BarKind::Mem64 {
+                prefetchable: false,
+            },
+            0x10000,
+        )
+        .unwrap();
+        c.add_msix(2048, 0, 0, 0, 0x8000).unwrap();
+        assert_eq!(c.vector_count(IrqSource::Msix), 2048);
+        let o = u16::from(c.capabilities()[0].offset);
+        let mut d = [0u8; 2];
+        c.read(o + 2, &mut d);
+        assert_eq!(u16::from_le_bytes(d), 0x07FF);
+        let mut q = [0u8; 8];
+        assert!(c.msix_bar_read(0, 0x8000 + 31 * 8, &mut q));
+        assert!(!c.msix_bar_read(0, 0x8000 + 32 * 8, &mut q));
+        assert_eq!(c.write(o + 2, &0x8000u16.to_le_bytes()).len(), 2048);
     }
 }
