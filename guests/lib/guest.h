@@ -108,4 +108,20 @@ u32 pci_enumerate(struct pci_fn *out, u32 max);
 u8 pci_find_cap(u8 bus, u8 dev, u8 fn, u8 id);
 int pci_find(u16 vendor, u16 device, struct pci_fn *out);
 
+/* The irq-test device (kvmbus `[[device]] kind = "irq-test"`). BAR0: 32 bytes of I/O;
+ * BAR1: the same registers in 4 KiB of MMIO; BAR2/3: 64-bit prefetchable memory with
+ * the MSI-X table at 0 and the PBA at 0x800. */
+#define IRQT_VENDOR 0x1234
+#define IRQT_DEVICE 0x4954
+#define IRQT_MAGIC 0x49525154u /* "TQRI" read from ID */
+#define IRQT_ID 0x00       /* R: magic */
+#define IRQT_VECTOR 0x04   /* RW: vector the next FIRE uses */
+#define IRQT_FIRE 0x08     /* W: ask the backend thread to trigger N interrupts */
+#define IRQT_FIRED 0x0C    /* R: interrupts the backend triggered, in total */
+#define IRQT_PENDING 0x10  /* R: requested but not yet triggered */
+#define IRQT_VECTORS 0x14  /* R: number of vectors */
+
+#define GW_VENDOR 0x1234
+#define GW_DEVICE 0x4843
+
 #endif

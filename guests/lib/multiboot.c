@@ -36,6 +36,15 @@ u64 cmdline_u64(const char *key, u64 dflt) {
     const char *p = find_word(key);
     if (!p || *p < '0' || *p > '9') return dflt;
     u64 v = 0;
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+        for (p += 2;; p++) {
+            u32 d = (*p >= '0' && *p <= '9') ? (u32)(*p - '0')
+                  : (*p >= 'a' && *p <= 'f') ? (u32)(*p - 'a' + 10)
+                  : (*p >= 'A' && *p <= 'F') ? (u32)(*p - 'A' + 10) : 16;
+            if (d == 16) return v;
+            v = (v << 4) | d;
+        }
+    }
     while (*p >= '0' && *p <= '9') v = v * 10 + (u64)(*p++ - '0');
     return v;
 }

@@ -14,6 +14,7 @@ pub mod devices;
 mod error;
 pub mod loader;
 pub mod memory;
+pub mod pci;
 pub mod signals;
 pub mod vcpu;
 pub mod vm;

@@ -1,7 +1,10 @@
 //! Building a VM from a [`Config`] and running it to its end.
 
 use std::os::unix::thread::JoinHandleExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use irq_router::{DeliveryMode, IrqChip, IrqRouter, KvmIrqChip, RouterConfig};
+use pci_emu::{Bdf, PciFunction};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -12,12 +15,14 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::arch;
 use crate::bus::{Bus, Space};
-use crate::config::{BootKind, Config, ConfigError};
+use crate::config::{BootKind, Config, ConfigError, DeviceKind};
 use crate::control::{StopReason, VmControl};
+use crate::devices::irq_test::IrqTest;
 use crate::devices::{self, DebugExit, PostPort, PowerOff, SerialConsole, SerialSink};
 use crate::error::kvm_err;
 use crate::loader::{self, LoadError};
 use crate::memory::GuestRam;
+use crate::pci::{self, CamPort, EcamWindow, KvmIoEvents, PciPlatform};
 use crate::signals;
 use crate::vcpu::{self, ExitMetrics, VcpuContext};
 use crate::{Error, Result};
@@ -51,6 +56,8 @@ pub struct Vm {
     pub mmio: Arc<Bus>,
     /// Stop state.
     pub control: Arc<VmControl>,
+    /// The PCI bus and its glue.
+    pub pci: Arc<PciPlatform>,
     vcpus: Vec<VcpuFd>,
     serial: Arc<SerialConsole>,
     _kvm: Kvm,
@@ -153,7 +160,7 @@ impl Vm {
     pub fn new(config: Config) -> Result<Vm> {
         let kvm = open_kvm()?;
         check_vcpus(&config, &kvm)?;
-        let vm_fd = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+        let vm_fd = Arc::new(kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?);
         vm_fd
             .set_tss_address(KVM_TSS_ADDR)
             .map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
@@ -222,6 +229,7 @@ impl Vm {
             "post",
             Arc::new(PostPort::default()),
         )?;
+        let pci = build_pci(&config, &kvm, &vm_fd, &pio, &mmio, ram.size)?;
 
         let base_cpuid = kvm
             .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
@@ -248,7 +256,8 @@ impl Vm {
 
         Ok(Vm {
             config,
-            vm_fd: Arc::new(vm_fd),
+            vm_fd,
+            pci,
             ram,
             pio,
             mmio,
@@ -344,6 +353,95 @@ impl Vm {
         set_state(&vm, "stopped");
         Ok(reason)
     }
+}
+
+/// The PCI bus: host bridge, CAM and ECAM, the configured devices, and firmware-style
+/// BAR assignment with decoding enabled.
+fn build_pci(
+    config: &Config,
+    kvm: &Kvm,
+    vm_fd: &Arc<VmFd>,
+    pio: &Arc<Bus>,
+    mmio: &Arc<Bus>,
+    ram_size: u64,
+) -> Result<Arc<PciPlatform>> {
+    let irq_err = |e: irq_router::Error| Error::Device {
+        device: "irq-router".into(),
+        detail: e.to_string(),
+    };
+    let chip: Arc<dyn IrqChip> = Arc::new(KvmIrqChip::new(vm_fd.clone()));
+    let router = IrqRouter::new(
+        chip.clone(),
+        RouterConfig {
+            vm: config.name.clone(),
+            max_routes: kvm.check_extension_int(Cap::IrqRouting).max(0) as u32,
+            mode: DeliveryMode::Irqfd,
+        },
+    )
+    .map_err(irq_err)?;
+    let router = Arc::new(Mutex::new(router));
+    let platform = PciPlatform::new(
+        &config.name,
+        pio.clone(),
+        mmio.clone(),
+        ram_size,
+        Arc::new(KvmIoEvents(vm_fd.clone())),
+        router.clone(),
+    );
+    pio.insert(
+        pci::CAM_PORT as u64,
+        8,
+        "pci-cam",
+        Arc::new(CamPort(platform.clone())),
+    )?;
+    mmio.insert(
+        config.ecam_base,
+        pci::ECAM_SIZE,
+        "pci-ecam",
+        Arc::new(EcamWindow(platform.clone())),
+    )?;
+    let reserved: Vec<Bdf> = config.devices.iter().filter_map(|d| d.bdf).collect();
+    for d in &config.devices {
+        let bdf = match d.bdf {
+            Some(b) => b,
+            None => platform.free_slot(&reserved).ok_or_else(|| Error::Device {
+                device: d.kind.name().into(),
+                detail: "no free PCI slot on bus 0".into(),
+            })?,
+        };
+        let function: Arc<Mutex<dyn PciFunction>> = match &d.kind {
+            DeviceKind::IrqTest {
+                msix_vectors,
+                msi_vectors,
+            } => {
+                let handles = router
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .add_device(bdf, "irq-test", (*msix_vectors).max(*msi_vectors))
+                    .map_err(irq_err)?;
+                Arc::new(Mutex::new(IrqTest::new(
+                    *msix_vectors,
+                    *msi_vectors,
+                    handles,
+                    chip.clone(),
+                )?))
+            }
+            DeviceKind::HypercallGateway { .. } => {
+                return Err(Error::Device {
+                    device: "hypercall-gateway".into(),
+                    detail: format!(
+                        "{}:{}: not available in this build yet",
+                        config.path.display(),
+                        d.line
+                    ),
+                })
+            }
+        };
+        platform.add_function(bdf, function)?;
+    }
+    pci::assign_resources(&platform, config.ecam_base)?;
+    platform.publish_info();
+    Ok(platform)
 }
 
 fn set_state(vm: &str, state: &'static str) {
