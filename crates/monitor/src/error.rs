@@ -57,6 +57,9 @@ pub enum Error {
         /// What was wrong.
         msg: String,
     },
+    /// A thread panicked while the dashboard ran; the terminal was restored.
+    #[error("a thread panicked; the dashboard stopped")]
+    Panicked,
     /// The terminal could not be set up, drawn or restored.
     #[error("terminal error")]
     Terminal(#[source] std::io::Error),

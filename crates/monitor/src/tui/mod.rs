@@ -45,7 +45,8 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// Runs the dashboard on this thread until `q`/Ctrl-C, or until `stop` receives or
 /// disconnects (pass `crossbeam_channel::never()` to ignore it). The terminal is restored
-/// on return, on error and on panic.
+/// on return, on error and on panic; a panic in any thread ends the dashboard with
+/// [`Error::Panicked`].
 pub fn run_tui(source: Source, opts: TuiOptions, stop: Receiver<()>) -> Result<()> {
     let (requests, results) = spawn_fetcher(source.clone())?;
     let mut guard = terminal::Guard::enter()?;
@@ -54,18 +55,28 @@ pub fn run_tui(source: Source, opts: TuiOptions, stop: Receiver<()>) -> Result<(
     let mut outstanding = false;
     let mut dirty = true;
     loop {
-        if !matches!(stop.try_recv(), Err(TryRecvError::Empty)) || !terminal::active() {
+        if !matches!(stop.try_recv(), Err(TryRecvError::Empty)) {
             return Ok(());
+        }
+        if !terminal::active() {
+            // The panic hook restored the terminal.
+            return Err(Error::Panicked);
         }
         let now = Instant::now();
         if !app.paused && !outstanding && now >= next_fetch {
             outstanding = requests.try_send(()).is_ok();
             next_fetch = now + app.refresh;
         }
-        while let Ok(fetched) = results.try_recv() {
-            app.on_fetched(fetched);
-            outstanding = false;
-            dirty = true;
+        loop {
+            match results.try_recv() {
+                Ok(fetched) => {
+                    app.on_fetched(fetched);
+                    outstanding = false;
+                    dirty = true;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return Err(Error::Panicked),
+            }
         }
         if dirty {
             guard
