@@ -80,8 +80,9 @@ struct State {
 /// An [`IrqChip`] that records every call in order (including calls that fail) and
 /// keeps the state KVM would have: the last table set and the assigned irqfds.
 ///
-/// Like KVM it rejects assigning an eventfd that is already assigned (EBUSY) and
-/// deassigning one that is not (ENOENT), so double assigns show up in tests. It never
+/// Like KVM it rejects assigning an eventfd that is already assigned (EBUSY); stricter
+/// than KVM (which ignores it) it also rejects deassigning one that is not assigned to
+/// that GSI (ENOENT), so unbalanced calls show up in tests. It never
 /// consumes an eventfd: a trigger delivered by KVM would be, so tests look at the
 /// `pending` flag of [`ChipCall::RegisterIrqfd`] instead.
 #[derive(Default)]

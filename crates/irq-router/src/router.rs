@@ -188,8 +188,11 @@ impl Device {
                 "masked" => labels[2].clone());
             v.series = Some(Series { labels, gauge });
         }
+        // The value is the GSI only while the route is in KVM's table and the irqfd
+        // bound; a masked vector keeps its GSI (see `VectorRoute::gsi`) but shows -1.
+        let routed = v.live.and(v.gsi);
         if let Some(series) = &v.series {
-            series.gauge.set(v.gsi.map_or(-1.0, f64::from));
+            series.gauge.set(routed.map_or(-1.0, f64::from));
         }
     }
 
@@ -219,7 +222,14 @@ enum Backend {
     Signal(Dispatcher),
 }
 
-/// Routes device vectors to the guest; see the [module documentation](self).
+/// Routes device vectors to the guest.
+///
+/// Every device vector gets one eventfd ([`IrqHandle`]) for the device's lifetime,
+/// whichever of MSI or MSI-X is active. A vector is *live* while the active capability
+/// has it enabled and unmasked: its eventfd is then bound (KVM_IRQFD) to a GSI whose
+/// route carries the vector's message. While it is masked or disabled the eventfd is
+/// unbound and triggers stay in its counter, the pending bit, which KVM delivers once
+/// when the vector is bound again.
 ///
 /// Shared as `Arc<Mutex<IrqRouter>>` with the vCPU threads: [`IrqRouter::apply`] runs
 /// inside a guest's config or MSI-X table write and does no blocking work besides the
@@ -692,5 +702,599 @@ fn reconcile_signal(
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::table::default_routes;
+    use crate::{ChipCall, ChipOp, GsiRoute, RecordingIrqChip};
+
+    fn bdf(device: u8) -> Bdf {
+        Bdf::new(0, device, 0).unwrap()
+    }
+
+    /// An MSI message to local APIC `dest`, IDT vector `vector`.
+    fn msg(dest: u8, vector: u8) -> MsiMessage {
+        MsiMessage {
+            address: 0xfee0_0000 | (u64::from(dest) << 12),
+            data: u32::from(vector),
+        }
+    }
+
+    fn ev(
+        bdf: Bdf,
+        source: IrqSource,
+        vector: u16,
+        message: Option<MsiMessage>,
+        masked: bool,
+    ) -> PciEvent {
+        PciEvent {
+            bdf,
+            event: FunctionEvent::Vector(VectorChange {
+                source,
+                vector,
+                message,
+                masked,
+            }),
+        }
+    }
+
+    fn msix(bdf: Bdf, vector: u16, message: Option<MsiMessage>, masked: bool) -> PciEvent {
+        ev(bdf, IrqSource::Msix, vector, message, masked)
+    }
+
+    fn msi(bdf: Bdf, vector: u16, message: Option<MsiMessage>, masked: bool) -> PciEvent {
+        ev(bdf, IrqSource::Msi, vector, message, masked)
+    }
+
+    fn router_with(max_routes: u32, mode: DeliveryMode) -> (Arc<RecordingIrqChip>, IrqRouter) {
+        let chip = Arc::new(RecordingIrqChip::new());
+        let config = RouterConfig {
+            vm: "test".into(),
+            max_routes,
+            mode,
+        };
+        let router = IrqRouter::new(chip.clone(), config).unwrap();
+        (chip, router)
+    }
+
+    fn router() -> (Arc<RecordingIrqChip>, IrqRouter) {
+        router_with(4096, DeliveryMode::Irqfd)
+    }
+
+    fn assign(h: &IrqHandle, gsi: u32, pending: bool) -> ChipCall {
+        ChipCall::RegisterIrqfd {
+            fd: h.as_raw_fd(),
+            gsi,
+            pending,
+        }
+    }
+
+    fn deassign(h: &IrqHandle, gsi: u32) -> ChipCall {
+        ChipCall::UnregisterIrqfd {
+            fd: h.as_raw_fd(),
+            gsi,
+        }
+    }
+
+    /// The MSI routes of a pushed table, asserting the defaults lead it.
+    fn pushed(call: &ChipCall) -> Vec<(u32, MsiMessage)> {
+        let ChipCall::SetGsiRouting(table) = call else {
+            panic!("expected a routing push, got {call:?}");
+        };
+        let defaults = default_routes();
+        assert_eq!(
+            &table[..defaults.len()],
+            &defaults[..],
+            "defaults lead the table"
+        );
+        table[defaults.len()..]
+            .iter()
+            .map(|r| match *r {
+                GsiRoute::Msi { gsi, message } => (gsi, message),
+                GsiRoute::Irqchip { .. } => panic!("irqchip route after the defaults"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn default_routes_in_every_push() {
+        let (chip, mut r) = router();
+        assert_eq!(
+            chip.calls(),
+            vec![ChipCall::SetGsiRouting(default_routes())]
+        );
+        let b = bdf(3);
+        r.add_device(b, "dev", 3).unwrap();
+        for v in 0..3 {
+            r.apply(&msix(b, v, Some(msg(0, 0x40 + v as u8)), false))
+                .unwrap();
+        }
+        r.apply(&msix(b, 1, Some(msg(0, 0x41)), true)).unwrap();
+        r.apply(&msix(b, 2, Some(msg(1, 0x42)), false)).unwrap();
+        r.remove_device(b).unwrap();
+        let pushes: Vec<_> = chip
+            .calls()
+            .into_iter()
+            .filter(|c| matches!(c, ChipCall::SetGsiRouting(_)))
+            .collect();
+        assert_eq!(pushes.len(), 7);
+        for p in &pushes {
+            pushed(p); // asserts the defaults
+        }
+        assert!(pushed(pushes.last().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn gsi_allocated_lazily_on_first_unmask() {
+        let (chip, mut r) = router();
+        let b = bdf(3);
+        r.add_device(b, "dev", 4).unwrap();
+        chip.take_calls();
+        // Enabled but masked (MSI-X reset state): nothing allocated, nothing pushed.
+        for v in 0..4 {
+            r.apply(&msix(b, v, Some(msg(0, 0x40)), true)).unwrap();
+        }
+        assert_eq!(r.gsis_in_use(), 0);
+        assert!(chip.calls().is_empty());
+        assert!(r.routes().iter().all(|v| v.gsi.is_none()));
+        // Unmasked but disabled: nothing either.
+        let other = bdf(4);
+        r.add_device(other, "other", 1).unwrap();
+        r.apply(&msix(other, 0, None, false)).unwrap();
+        assert_eq!(r.gsis_in_use(), 0);
+        // First unmask of an enabled vector.
+        r.apply(&msix(b, 2, Some(msg(0, 0x42)), false)).unwrap();
+        assert_eq!(r.gsis_in_use(), 1);
+        assert_eq!(r.routes()[2].gsi, Some(24));
+        // Masked: the route goes, the GSI stays with the vector.
+        r.apply(&msix(b, 2, Some(msg(0, 0x42)), true)).unwrap();
+        assert_eq!(r.routes()[2].gsi, Some(24));
+        assert!(chip.msi_routes().is_empty());
+        // Next vector gets the next GSI; disabling frees both.
+        r.apply(&msix(b, 0, Some(msg(0, 0x40)), false)).unwrap();
+        assert_eq!(r.routes()[0].gsi, Some(25));
+        for v in 0..4 {
+            r.apply(&msix(b, v, None, false)).unwrap();
+        }
+        assert_eq!(r.gsis_in_use(), 0);
+        assert!(chip.irqfds().is_empty());
+        assert!(chip.msi_routes().is_empty());
+    }
+
+    #[test]
+    fn push_before_assign_and_deassign_before_removal() {
+        let (chip, mut r) = router();
+        let b = bdf(3);
+        let h = r.add_device(b, "dev", 1).unwrap();
+        chip.take_calls();
+        r.apply(&msix(b, 0, Some(msg(0, 0x40)), false)).unwrap();
+        let calls = chip.take_calls();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(pushed(&calls[0]), vec![(24, msg(0, 0x40))]);
+        assert_eq!(calls[1], assign(&h[0], 24, false));
+
+        r.apply(&msix(b, 0, Some(msg(0, 0x40)), true)).unwrap();
+        let calls = chip.take_calls();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0], deassign(&h[0], 24));
+        assert!(pushed(&calls[1]).is_empty());
+
+        // Re-applying the same state does nothing.
+        r.apply(&msix(b, 0, Some(msg(0, 0x40)), true)).unwrap();
+        assert!(chip.take_calls().is_empty());
+    }
+
+    #[test]
+    fn pending_while_masked_delivered_on_unmask() {
+        let (chip, mut r) = router();
+        let b = bdf(3);
+        let h = r.add_device(b, "dev", 1).unwrap();
+        r.apply(&msix(b, 0, Some(msg(0, 0x40)), false)).unwrap();
+        r.apply(&msix(b, 0, Some(msg(0, 0x40)), true)).unwrap();
+        assert!(!h[0].is_pending());
+        h[0].trigger().unwrap();
+        h[0].trigger().unwrap();
+        assert!(
+            h[0].is_pending(),
+            "a trigger while masked is the pending bit"
+        );
+        assert!(chip.irqfds().is_empty());
+        chip.take_calls();
+        r.apply(&msix(b, 0, Some(msg(0, 0x40)), false)).unwrap();
+        let calls = chip.take_calls();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(pushed(&calls[0]), vec![(24, msg(0, 0x40))]);
+        // KVM finds the eventfd readable on assign and injects it once.
+        assert_eq!(calls[1], assign(&h[0], 24, true));
+    }
+
+    #[test]
+    fn signal_msi_mode_delivers_pending_exactly_once() {
+        let (chip, mut r) = router_with(4096, DeliveryMode::SignalMsi);
+        assert_eq!(r.mode(), DeliveryMode::SignalMsi);
+        let b = bdf(3);
+        let h = r.add_device(b, "dev", 2).unwrap();
+        let is_msi = |c: &ChipCall| matches!(c, ChipCall::SignalMsi(_));
+        let count = |calls: &[ChipCall]| calls.iter().filter(|c| is_msi(c)).count();
+
+        // Masked: triggers stay pending, nothing is delivered.
+        r.apply(&msix(b, 0, Some(msg(0, 0x40)), true)).unwrap();
+        h[0].trigger().unwrap();
+        h[0].trigger().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(count(&chip.calls()), 0);
+        assert!(h[0].is_pending());
+
+        // Unmask: exactly one MSI for the pending bit.
+        r.apply(&msix(b, 0, Some(msg(0, 0x40)), false)).unwrap();
+        assert!(chip.wait_for(Duration::from_secs(5), |c| count(c) == 1));
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(chip.calls(), vec![ChipCall::SignalMsi(msg(0, 0x40))]);
+        assert!(!h[0].is_pending());
+
+        // Live: each trigger is delivered; a retarget takes effect for the next one.
+        h[0].trigger().unwrap();
+        assert!(chip.wait_for(Duration::from_secs(5), |c| count(c) == 2));
+        r.apply(&msix(b, 0, Some(msg(1, 0x50)), false)).unwrap();
+        h[0].trigger().unwrap();
+        assert!(chip.wait_for(Duration::from_secs(5), |c| count(c) == 3));
+        assert_eq!(
+            chip.calls().last(),
+            Some(&ChipCall::SignalMsi(msg(1, 0x50)))
+        );
+
+        // Masked again: pending, not delivered, thread not spinning on it.
+        r.apply(&msix(b, 0, Some(msg(1, 0x50)), true)).unwrap();
+        h[0].trigger().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(count(&chip.calls()), 3);
+        assert!(h[0].is_pending());
+
+        // No routing table or GSI in this mode.
+        assert!(!chip
+            .calls()
+            .iter()
+            .any(|c| matches!(c, ChipCall::SetGsiRouting(_))));
+        assert_eq!(r.gsis_in_use(), 0);
+        r.remove_device(b).unwrap();
+        drop(r); // stops and joins the delivery thread
+    }
+
+    #[test]
+    fn retarget_while_live_pushes_and_keeps_irqfd() {
+        let (chip, mut r) = router();
+        let b = bdf(3);
+        let h = r.add_device(b, "dev", 1).unwrap();
+        r.apply(&msix(b, 0, Some(msg(0, 0x40)), false)).unwrap();
+        h[0].trigger().unwrap();
+        chip.take_calls();
+        r.apply(&msix(b, 0, Some(msg(2, 0x41)), false)).unwrap();
+        let calls = chip.take_calls();
+        assert_eq!(calls.len(), 1, "only a push: {calls:?}");
+        assert_eq!(pushed(&calls[0]), vec![(24, msg(2, 0x41))]);
+        assert_eq!(chip.irqfds().get(&h[0].as_raw_fd()), Some(&24));
+        assert_eq!(r.routes()[0].message, Some(msg(2, 0x41)));
+    }
+
+    #[test]
+    fn msi_multiple_vectors() {
+        let (chip, mut r) = router();
+        let b = bdf(5);
+        let h = r.add_device(b, "dev", 4).unwrap();
+        for v in 0..4u16 {
+            // Multiple message enable: data already OR-ed with the message number.
+            r.apply(&msi(b, v, Some(msg(0, 0x60 | v as u8)), false))
+                .unwrap();
+        }
+        let routes = chip.msi_routes();
+        for v in 0..4u16 {
+            let gsi = 24 + u32::from(v);
+            assert_eq!(routes.get(&gsi), Some(&msg(0, 0x60 | v as u8)));
+            assert_eq!(
+                chip.irqfds().get(&h[usize::from(v)].as_raw_fd()),
+                Some(&gsi)
+            );
+            let route = &r.routes()[usize::from(v)];
+            assert_eq!(route.source, Some(IrqSource::Msi));
+            assert_eq!(route.gsi, Some(gsi));
+        }
+        // Disabling MSI tears all four down.
+        for v in 0..4 {
+            r.apply(&msi(b, v, None, false)).unwrap();
+        }
+        assert!(chip.irqfds().is_empty());
+        assert_eq!(r.gsis_in_use(), 0);
+        assert!(r.routes().iter().all(|v| v.source.is_none()));
+    }
+
+    #[test]
+    fn msix_preferred_over_msi() {
+        let (chip, mut r) = router();
+        let b = bdf(3);
+        let h = r.add_device(b, "dev", 2).unwrap();
+        r.apply(&msi(b, 0, Some(msg(0, 0x30)), false)).unwrap();
+        assert_eq!(chip.msi_routes().get(&24), Some(&msg(0, 0x30)));
+
+        // MSI-X enabled (entries masked) while MSI is still on: MSI-X wins, vector 0
+        // stops delivering through its MSI message.
+        chip.take_calls();
+        r.apply(&msix(b, 0, Some(msg(0, 0x40)), true)).unwrap();
+        let calls = chip.take_calls();
+        assert_eq!(calls[0], deassign(&h[0], 24));
+        assert!(pushed(&calls[1]).is_empty());
+        r.apply(&msix(b, 1, Some(msg(1, 0x41)), false)).unwrap();
+        let routes = r.routes();
+        assert!(routes.iter().all(|v| v.source == Some(IrqSource::Msix)));
+        assert_eq!(routes[0].gsi, Some(24), "masked, keeps its GSI");
+        assert_eq!(routes[1].gsi, Some(25));
+        assert_eq!(
+            chip.msi_routes().into_iter().collect::<Vec<_>>(),
+            vec![(25, msg(1, 0x41))]
+        );
+
+        // MSI-X unmasked on vector 0: the MSI-X message, not the MSI one.
+        r.apply(&msix(b, 0, Some(msg(0, 0x40)), false)).unwrap();
+        assert_eq!(chip.msi_routes().get(&24), Some(&msg(0, 0x40)));
+
+        // MSI-X disabled: back to MSI (vector 0 enabled there, vector 1 not).
+        chip.take_calls();
+        r.apply(&msix(b, 0, None, false)).unwrap();
+        r.apply(&msix(b, 1, None, false)).unwrap();
+        assert_eq!(
+            chip.msi_routes().into_iter().collect::<Vec<_>>(),
+            vec![(24, msg(0, 0x30))]
+        );
+        assert_eq!(chip.irqfds().get(&h[0].as_raw_fd()), Some(&24));
+        assert_eq!(chip.irqfds().get(&h[1].as_raw_fd()), None);
+        assert_eq!(r.gsis_in_use(), 1);
+    }
+
+    #[test]
+    fn exhaustion_then_recovery_after_removal() {
+        // 42 entries: 40 defaults leave two MSI routes.
+        let (chip, mut r) = router_with(42, DeliveryMode::Irqfd);
+        let (a, b) = (bdf(3), bdf(4));
+        let ha = r.add_device(a, "a", 2).unwrap();
+        let hb = r.add_device(b, "b", 1).unwrap();
+        r.apply(&msix(a, 0, Some(msg(0, 0x40)), false)).unwrap();
+        r.apply(&msix(a, 1, Some(msg(0, 0x41)), false)).unwrap();
+        let err = r.apply(&msix(b, 0, Some(msg(0, 0x50)), false)).unwrap_err();
+        assert!(matches!(err, Error::GsiExhausted { limit: 42 }));
+        assert_eq!(
+            err.to_string(),
+            "no free GSI: all 42 routing table entries are in use"
+        );
+        assert_eq!(r.routes()[2].gsi, None);
+        assert!(!chip.irqfds().contains_key(&hb[0].as_raw_fd()));
+        hb[0].trigger().unwrap();
+        assert!(hb[0].is_pending(), "unrouted: the trigger waits");
+
+        // The rest keeps working.
+        r.apply(&msix(a, 1, Some(msg(1, 0x41)), false)).unwrap();
+        assert_eq!(chip.msi_routes().get(&25), Some(&msg(1, 0x41)));
+        assert_eq!(chip.irqfds().len(), 2);
+
+        // Removing `a` frees its GSIs and `b` is routed without another event; the
+        // pending trigger is found on assign.
+        chip.take_calls();
+        r.remove_device(a).unwrap();
+        let calls = chip.take_calls();
+        assert_eq!(calls.last(), Some(&assign(&hb[0], 24, true)), "{calls:?}");
+        assert_eq!(
+            chip.msi_routes().into_iter().collect::<Vec<_>>(),
+            vec![(24, msg(0, 0x50))]
+        );
+        assert_eq!(r.gsis_in_use(), 1);
+        assert!(!chip.irqfds().contains_key(&ha[0].as_raw_fd()));
+    }
+
+    #[test]
+    fn remove_device_frees_everything() {
+        let (chip, mut r) = router();
+        let b = bdf(3);
+        let h = r.add_device(b, "dev", 3).unwrap();
+        let line = r.intx(b, "dev", 11).unwrap();
+        r.apply(&msix(b, 0, Some(msg(0, 0x40)), false)).unwrap();
+        r.apply(&msix(b, 1, Some(msg(0, 0x41)), false)).unwrap();
+        r.apply(&msix(b, 1, Some(msg(0, 0x41)), true)).unwrap(); // masked, holds GSI 25
+        r.apply(&msix(b, 2, Some(msg(0, 0x42)), true)).unwrap(); // never unmasked
+        assert_eq!(r.gsis_in_use(), 2);
+        chip.take_calls();
+        r.remove_device(b).unwrap();
+        let calls = chip.take_calls();
+        // Deassign first, then the push without the routes, then INTx.
+        assert_eq!(calls[0], deassign(&h[0], 24));
+        assert!(pushed(&calls[1]).is_empty());
+        assert_eq!(calls[2], deassign(&line, 11));
+        assert_eq!(calls.len(), 3);
+        assert_eq!(r.gsis_in_use(), 0);
+        assert!(r.routes().is_empty());
+        assert!(chip.irqfds().is_empty());
+        assert!(chip.msi_routes().is_empty());
+        assert!(matches!(
+            r.remove_device(b),
+            Err(Error::UnknownDevice { .. })
+        ));
+        // The BDF can be registered again.
+        r.add_device(b, "dev", 1).unwrap();
+    }
+
+    #[test]
+    fn failed_push_leaves_router_consistent() {
+        let (chip, mut r) = router();
+        let b = bdf(3);
+        let h = r.add_device(b, "dev", 1).unwrap();
+        chip.fail_next(ChipOp::SetGsiRouting, libc::ENOMEM);
+        let err = r.apply(&msix(b, 0, Some(msg(0, 0x40)), false)).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::Kvm {
+                op: "KVM_SET_GSI_ROUTING",
+                ..
+            }
+        ));
+        assert!(chip.irqfds().is_empty(), "no irqfd without its route");
+        // The same state again (any later event) retries.
+        r.apply(&msix(b, 0, Some(msg(0, 0x40)), false)).unwrap();
+        assert_eq!(chip.irqfds().get(&h[0].as_raw_fd()), Some(&24));
+
+        // A failed retarget keeps the old message, as KVM does, and is retried.
+        chip.fail_next(ChipOp::SetGsiRouting, libc::ENOMEM);
+        assert!(r.apply(&msix(b, 0, Some(msg(1, 0x41)), false)).is_err());
+        assert_eq!(chip.msi_routes().get(&24), Some(&msg(0, 0x40)));
+        chip.take_calls();
+        r.apply(&msix(b, 0, Some(msg(1, 0x41)), false)).unwrap();
+        assert_eq!(pushed(&chip.take_calls()[0]), vec![(24, msg(1, 0x41))]);
+
+        // A failed assign leaves the vector unrouted; the next event retries.
+        r.apply(&msix(b, 0, Some(msg(1, 0x41)), true)).unwrap();
+        chip.fail_next(ChipOp::RegisterIrqfd, libc::EINVAL);
+        assert!(r.apply(&msix(b, 0, Some(msg(1, 0x41)), false)).is_err());
+        assert!(chip.irqfds().is_empty());
+        r.apply(&msix(b, 0, Some(msg(1, 0x41)), false)).unwrap();
+        assert_eq!(chip.irqfds().get(&h[0].as_raw_fd()), Some(&24));
+    }
+
+    #[test]
+    fn intx_lines() {
+        let (chip, mut r) = router();
+        let b = bdf(6);
+        chip.take_calls();
+        let h = r.intx(b, "legacy", 10).unwrap();
+        assert_eq!(chip.take_calls(), vec![assign(&h, 10, false)]);
+        assert!(matches!(
+            r.intx(b, "legacy", 10),
+            Err(Error::IntxExists { .. })
+        ));
+        assert!(matches!(
+            r.intx(bdf(7), "legacy", 24),
+            Err(Error::NotIoapicPin { gsi: 24 })
+        ));
+        assert!(r.routes().is_empty());
+        r.remove_device(b).unwrap();
+        assert_eq!(chip.take_calls(), vec![deassign(&h, 10)]);
+
+        // SignalMsi mode: the thread pulses the line.
+        let (chip, mut r) = router_with(4096, DeliveryMode::SignalMsi);
+        let h = r.intx(b, "legacy", 5).unwrap();
+        h.trigger().unwrap();
+        assert!(chip.wait_for(Duration::from_secs(5), |c| c.len() == 2));
+        assert_eq!(
+            chip.calls(),
+            vec![
+                ChipCall::SetIrqLine {
+                    irq: 5,
+                    level: true
+                },
+                ChipCall::SetIrqLine {
+                    irq: 5,
+                    level: false
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn ignores_other_events_and_unknown_vectors() {
+        let (chip, mut r) = router();
+        let b = bdf(3);
+        r.add_device(b, "dev", 1).unwrap();
+        assert!(matches!(
+            r.add_device(b, "dev", 1),
+            Err(Error::DeviceExists { .. })
+        ));
+        chip.take_calls();
+        let command = PciEvent {
+            bdf: b,
+            event: FunctionEvent::Command {
+                io: true,
+                memory: true,
+                bus_master: true,
+            },
+        };
+        r.apply(&command).unwrap();
+        r.apply(&msix(b, 7, Some(msg(0, 0x40)), false)).unwrap(); // out of range
+        r.apply(&msix(bdf(9), 0, Some(msg(0, 0x40)), false))
+            .unwrap(); // unknown device
+        assert!(chip.calls().is_empty());
+        assert_eq!(r.gsis_in_use(), 0);
+    }
+
+    #[test]
+    fn metrics() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let (_chip, mut r, h) = metrics::with_local_recorder(&recorder, || {
+            let (chip, mut r) = router();
+            let b = bdf(3);
+            let h = r.add_device(b, "gw", 1).unwrap();
+            r.apply(&msix(b, 0, Some(msg(0, 0x40)), true)).unwrap();
+            r.apply(&msix(b, 0, Some(msg(3, 0x40)), false)).unwrap();
+            (chip, r, h)
+        });
+        h[0].trigger().unwrap();
+        h[0].trigger().unwrap();
+        let snapshot = snapshotter.snapshot().into_vec();
+        let find = |name: &str, labels: &[(&str, &str)]| {
+            snapshot
+                .iter()
+                .find(|(k, ..)| {
+                    k.key().name() == name
+                        && labels.iter().all(|(n, v)| {
+                            k.key().labels().any(|l| l.key() == *n && l.value() == *v)
+                        })
+                })
+                .map(|(.., value)| value)
+        };
+        assert_eq!(
+            find(
+                IRQ_TRIGGERS,
+                &[("vm", "test"), ("device", "gw"), ("vector", "0")]
+            ),
+            Some(&DebugValue::Counter(2))
+        );
+        assert_eq!(
+            find(MSI_ROUTE_UPDATES, &[("vm", "test"), ("device", "gw")]),
+            Some(&DebugValue::Counter(1))
+        );
+        let live = [
+            ("source", "msix"),
+            ("dest", "3"),
+            ("masked", "0"),
+            ("vector", "0"),
+        ];
+        assert_eq!(
+            find(IRQ_ROUTE_GSI, &live),
+            Some(&DebugValue::Gauge(24.0.into()))
+        );
+        // The earlier series (masked, dest 0) was retired to -1.
+        assert_eq!(
+            find(IRQ_ROUTE_GSI, &[("dest", "0"), ("masked", "1")]),
+            Some(&DebugValue::Gauge((-1.0).into()))
+        );
+        r.remove_device(bdf(3)).unwrap();
+        let snapshot = snapshotter.snapshot().into_vec();
+        let gauge = snapshot
+            .iter()
+            .find(|(k, ..)| {
+                k.key().name() == IRQ_ROUTE_GSI && k.key().labels().any(|l| l.value() == "3")
+            })
+            .map(|(.., v)| v);
+        assert_eq!(gauge, Some(&DebugValue::Gauge((-1.0).into())));
+    }
+
+    #[test]
+    fn router_is_send() {
+        fn send<T: Send>() {}
+        send::<IrqRouter>();
+        send::<std::sync::Mutex<IrqRouter>>();
     }
 }
