@@ -57,6 +57,9 @@ pub enum Error {
         /// What was wrong.
         msg: String,
     },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
     /// A thread panicked while the dashboard ran; the terminal was restored.
     #[error("a thread panicked; the dashboard stopped")]
     Panicked,

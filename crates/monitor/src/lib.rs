@@ -22,6 +22,7 @@ mod http_server;
 mod kvm_stats;
 pub mod model;
 pub mod names;
+mod signals;
 mod source;
 mod tui;
 
@@ -29,5 +30,6 @@ pub use catalog::{describe_catalog, Kind, CATALOG};
 pub use error::{Error, Result};
 pub use exporter::{Exporter, DEFAULT_LISTEN, LATENCY_BUCKETS};
 pub use kvm_stats::{get_stats_fd, spawn_stats_sampler, KvmStats, StatsScope};
+pub use signals::stop_on_signals;
 pub use source::{Fetched, Source};
 pub use tui::{run_tui, snapshot_text, snapshot_text_with, TuiOptions};

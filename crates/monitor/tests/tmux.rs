@@ -32,15 +32,21 @@ fn child_dashboard() {
         return;
     };
     let step = Arc::new(AtomicU64::new(0));
+    let panics = mode == "panic";
     let source = Source::in_process(move || {
         let n = step.fetch_add(1, Ordering::SeqCst);
-        assert!(mode != "panic" || n < 3, "synthetic panic in the fetcher");
+        assert!(!panics || n < 3, "synthetic panic in the fetcher");
         text(n)
     });
     let opts = TuiOptions {
         refresh: Duration::from_millis(200),
     };
-    let result = run_tui(source, opts, crossbeam_channel::never());
+    let stop = if mode == "signal" {
+        monitor::stop_on_signals().unwrap()
+    } else {
+        crossbeam_channel::never()
+    };
+    let result = run_tui(source, opts, stop);
     println!("run_tui returned {result:?}");
 }
 
@@ -180,4 +186,29 @@ fn tmux_panic_restores_the_terminal() {
     let h = s.history();
     assert!(h.contains("synthetic panic"), "{h}");
     assert!(h.contains("run_tui returned Err(Panicked)"), "{h}");
+}
+
+#[test]
+fn tmux_sigterm_restores_the_terminal() {
+    if !have_tmux("tmux_sigterm_restores_the_terminal") {
+        return;
+    }
+    let s = Session::start("signal");
+    s.wait_for("the overview", |t| t.contains("kvmbus top"));
+    let shell = s.tmux(&["display-message", "-p", "-t", &s.0, "#{pane_pid}"]);
+    let out = Command::new("pgrep")
+        .args(["-P", shell.trim()])
+        .output()
+        .unwrap();
+    let child = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(!child.is_empty(), "no child of the pane shell {shell}");
+    assert!(Command::new("kill")
+        .args(["-TERM", &child])
+        .status()
+        .unwrap()
+        .success());
+    let t = s.wait_for("exit after SIGTERM", |t| t.contains("EXITED"));
+    assert!(!s.alternate(), "alternate screen left:\n{t}");
+    assert!(t.lines().any(|l| l == "icanon"), "raw mode left:\n{t}");
+    assert!(s.history().contains("run_tui returned Ok(())"));
 }

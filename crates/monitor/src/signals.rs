@@ -1,0 +1,81 @@
+//! `stop_on_signals`: turns SIGINT, SIGTERM and SIGHUP into messages on a channel, for
+//! `run_tui`'s `stop` (a self-pipe: the handler only calls `write(2)`).
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Mutex;
+
+use crossbeam_channel::{unbounded, Receiver};
+
+use crate::{Error, Result};
+
+/// Write end of the self-pipe, -1 before installation.
+static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+static INSTALLED: Mutex<Option<Receiver<()>>> = Mutex::new(None);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    let fd = PIPE_WRITE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = 1u8;
+        // SAFETY: write(2) is async-signal-safe; `byte` outlives the call; a full pipe
+        // (EAGAIN) only drops a redundant wake-up.
+        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+    }
+}
+
+/// Installs handlers for SIGINT, SIGTERM and SIGHUP (replacing their defaults) and returns
+/// a receiver that gets one `()` per signal. Calling it again returns the same channel.
+/// Meant for `kvmbus top`, whose only job is the dashboard; `kvmbus run --tui` has its
+/// own signal handling and sends on `stop` itself.
+pub fn stop_on_signals() -> Result<Receiver<()>> {
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(rx) = installed.as_ref() {
+        return Ok(rx.clone());
+    }
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes; the result is checked.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
+        return Err(Error::Signals(std::io::Error::last_os_error()));
+    }
+    // The reader blocks; only the writer (used by the handler) stays non-blocking.
+    // SAFETY: fds[0] is the read end just created; F_SETFL with flags 0 clears O_NONBLOCK.
+    unsafe { libc::fcntl(fds[0], libc::F_SETFL, 0) };
+    // SAFETY: fds[0] is a fresh descriptor owned by nobody else.
+    let mut reader = unsafe { File::from_raw_fd(fds[0]) };
+    PIPE_WRITE.store(fds[1], Ordering::SeqCst);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: a zeroed sigaction is valid; we set a handler that is async-signal-safe
+        // and check the result.
+        let ret = unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            act.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut act.sa_mask);
+            libc::sigaction(sig, &act, std::ptr::null_mut())
+        };
+        if ret < 0 {
+            return Err(Error::Signals(std::io::Error::last_os_error()));
+        }
+    }
+    let (tx, rx) = unbounded();
+    std::thread::Builder::new()
+        .name("tui-signals".into())
+        .spawn(move || {
+            let mut buf = [0u8; 16];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                for _ in 0..n {
+                    if tx.send(()).is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(|e| Error::Thread("tui-signals", e))?;
+    *installed = Some(rx.clone());
+    Ok(rx)
+}
