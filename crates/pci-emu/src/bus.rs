@@ -262,3 +262,292 @@ impl PciBus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::test_utils::TestFunction;
+
+    fn bdf(bus: u8, device: u8, function: u8) -> Bdf {
+        Bdf::new(bus, device, function).unwrap()
+    }
+
+    fn cam_addr(b: Bdf, reg: u16) -> u32 {
+        CAM_ENABLE
+            | u32::from(b.bus) << 16
+            | u32::from(b.device) << 11
+            | u32::from(b.function) << 8
+            | u32::from(reg & 0xFC)
+    }
+
+    fn ecam_off(b: Bdf, reg: u16) -> u64 {
+        u64::from(b.bus) << 20
+            | u64::from(b.device) << 15
+            | u64::from(b.function) << 12
+            | u64::from(reg)
+    }
+
+    fn cam_read(bus: &mut PciBus, b: Bdf, reg: u16, len: usize) -> Vec<u8> {
+        bus.cam_write(0, &cam_addr(b, reg).to_le_bytes());
+        let mut d = vec![0u8; len];
+        bus.cam_read(4 + (reg & 3), &mut d);
+        d
+    }
+
+    fn ecam_read(bus: &mut PciBus, b: Bdf, reg: u16, len: usize) -> Vec<u8> {
+        let mut d = vec![0u8; len];
+        bus.ecam_read(ecam_off(b, reg), &mut d);
+        d
+    }
+
+    fn bus_with_functions() -> PciBus {
+        let mut bus = PciBus::new();
+        assert_eq!(
+            bus.add_function(None, TestFunction::shared()),
+            Ok(bdf(0, 1, 0))
+        );
+        assert_eq!(
+            bus.add_function(None, TestFunction::shared()),
+            Ok(bdf(0, 2, 0))
+        );
+        bus.add_function(Some(bdf(0, 2, 3)), TestFunction::shared())
+            .unwrap();
+        bus
+    }
+
+    #[test]
+    fn host_bridge_and_slots() {
+        let mut bus = bus_with_functions();
+        assert_eq!(
+            bus.bdfs(),
+            vec![bdf(0, 0, 0), bdf(0, 1, 0), bdf(0, 2, 0), bdf(0, 2, 3)]
+        );
+        assert_eq!(
+            cam_read(&mut bus, bdf(0, 0, 0), 0, 4),
+            [0x86, 0x80, 0xc0, 0x29]
+        );
+        assert_eq!(
+            bus.function(bdf(0, 0, 0)).unwrap().lock().unwrap().name(),
+            "host-bridge"
+        );
+        assert!(bus.function(bdf(0, 3, 0)).is_none());
+        assert_eq!(
+            bus.add_function(Some(bdf(0, 1, 0)), TestFunction::shared()),
+            Err(Error::Duplicate(bdf(0, 1, 0)))
+        );
+        // Function 0 free at a device that has function 3 only: None skips the device.
+        bus.add_function(Some(bdf(0, 3, 1)), TestFunction::shared())
+            .unwrap();
+        assert_eq!(
+            bus.add_function(None, TestFunction::shared()),
+            Ok(bdf(0, 4, 0))
+        );
+        for _ in 5..32 {
+            bus.add_function(None, TestFunction::shared()).unwrap();
+        }
+        assert_eq!(
+            bus.add_function(None, TestFunction::shared()),
+            Err(Error::BusFull)
+        );
+        // Other buses are reachable through ECAM.
+        bus.add_function(Some(bdf(1, 0, 0)), TestFunction::shared())
+            .unwrap();
+        assert_eq!(ecam_read(&mut bus, bdf(1, 0, 0), 0, 2), [0x34, 0x12]);
+    }
+
+    #[test]
+    fn multifunction_bit() {
+        let mut bus = bus_with_functions();
+        for read in [cam_read, ecam_read] {
+            assert_eq!(read(&mut bus, bdf(0, 2, 0), 0x0E, 1), [0x80]);
+            assert_eq!(read(&mut bus, bdf(0, 2, 0), 0x0C, 4)[2], 0x80);
+            assert_eq!(read(&mut bus, bdf(0, 2, 0), 0x0E, 2), [0x80, 0]);
+            assert_eq!(read(&mut bus, bdf(0, 2, 3), 0x0E, 1), [0x00]);
+            assert_eq!(read(&mut bus, bdf(0, 1, 0), 0x0E, 1), [0x00]);
+            assert_eq!(read(&mut bus, bdf(0, 0, 0), 0x0C, 4)[2], 0x00);
+        }
+    }
+
+    #[test]
+    fn cam_and_ecam_read_the_same_bytes() {
+        let mut bus = bus_with_functions();
+        for b in [
+            bdf(0, 0, 0),
+            bdf(0, 1, 0),
+            bdf(0, 2, 0),
+            bdf(0, 2, 3),
+            bdf(0, 7, 0),
+        ] {
+            for len in [1, 2, 4] {
+                for reg in (0..256).step_by(len) {
+                    let reg = reg as u16;
+                    assert_eq!(
+                        cam_read(&mut bus, b, reg, len),
+                        ecam_read(&mut bus, b, reg, len),
+                        "{b} reg {reg:#x} len {len}"
+                    );
+                }
+            }
+        }
+        // Writes through either land in the same place.
+        let b = bdf(0, 1, 0);
+        bus.cam_write(0, &cam_addr(b, 0x3C).to_le_bytes());
+        bus.cam_write(4, &[0x0B]);
+        assert_eq!(ecam_read(&mut bus, b, 0x3C, 1), [0x0B]);
+        bus.ecam_write(ecam_off(b, 0x3C), &[0x0A]);
+        assert_eq!(cam_read(&mut bus, b, 0x3C, 1), [0x0A]);
+        // Extended space: zeros through ECAM for a present function.
+        assert_eq!(ecam_read(&mut bus, b, 0x100, 4), [0; 4]);
+        assert_eq!(ecam_read(&mut bus, b, 0xFFC, 4), [0; 4]);
+    }
+
+    #[test]
+    fn absent_functions_and_bad_accesses_read_all_ones() {
+        let mut bus = bus_with_functions();
+        for b in [bdf(0, 5, 0), bdf(0, 1, 1), bdf(3, 0, 0), bdf(255, 31, 7)] {
+            assert_eq!(cam_read(&mut bus, b, 0, 4), [0xFF; 4]);
+            assert_eq!(ecam_read(&mut bus, b, 0, 4), [0xFF; 4]);
+            assert_eq!(ecam_read(&mut bus, b, 0x100, 2), [0xFF; 2]);
+            assert!(bus.ecam_write(ecam_off(b, 4), &[7, 0, 0, 0]).is_empty());
+        }
+        let b = bdf(0, 1, 0);
+        // Misaligned and odd sizes.
+        assert_eq!(ecam_read(&mut bus, b, 1, 2), [0xFF; 2]);
+        assert_eq!(ecam_read(&mut bus, b, 0, 8), [0xFF; 8]);
+        assert_eq!(ecam_read(&mut bus, b, 0, 3), [0xFF; 3]);
+        let mut d = [0u8; 4];
+        bus.ecam_read(ECAM_SIZE, &mut d);
+        assert_eq!(d, [0xFF; 4]);
+        bus.ecam_read(u64::MAX - 1, &mut d[..2]);
+        assert_eq!(d, [0xFF; 4]);
+        bus.cam_write(0, &cam_addr(b, 0).to_le_bytes());
+        let mut w = [0u8; 2];
+        bus.cam_read(5, &mut w);
+        assert_eq!(w, [0xFF; 2]);
+        bus.cam_read(6, &mut d);
+        assert_eq!(d, [0xFF; 4]);
+        bus.cam_read(8, &mut d);
+        assert_eq!(d, [0xFF; 4]);
+        bus.cam_read(u16::MAX, &mut d);
+        assert_eq!(d, [0xFF; 4]);
+        // Word read at 0xCFE addresses reg + 2 (device ID).
+        bus.cam_read(6, &mut w);
+        assert_eq!(w, [0x78, 0x56]);
+    }
+
+    #[test]
+    fn cam_address_latch() {
+        let mut bus = bus_with_functions();
+        bus.cam_write(0, &0xFFFF_FFFFu32.to_le_bytes());
+        let mut d = [0u8; 4];
+        bus.cam_read(0, &mut d);
+        assert_eq!(u32::from_le_bytes(d), 0x80FF_FFFC);
+        // Only dword accesses reach the latch.
+        bus.cam_write(0, &[0; 2]);
+        bus.cam_write(1, &[0]);
+        bus.cam_read(0, &mut d);
+        assert_eq!(u32::from_le_bytes(d), 0x80FF_FFFC);
+        let mut b = [0u8; 1];
+        bus.cam_read(0, &mut b);
+        assert_eq!(b, [0xFF]);
+        // Enable bit clear: data port reads all-ones, writes are dropped.
+        let f = bdf(0, 1, 0);
+        bus.cam_write(0, &(cam_addr(f, 0x3C) & !CAM_ENABLE).to_le_bytes());
+        bus.cam_read(4, &mut d);
+        assert_eq!(d, [0xFF; 4]);
+        assert!(bus.cam_write(4, &[0x0E]).is_empty());
+        assert_eq!(cam_read(&mut bus, f, 0x3C, 1), [0]);
+    }
+
+    #[test]
+    fn events_are_returned_and_published() {
+        let mut bus = bus_with_functions();
+        let rx1 = bus.subscribe();
+        let rx2 = bus.subscribe();
+        let dropped = bus.subscribe();
+        drop(dropped);
+        let f = bdf(0, 2, 3);
+        bus.ecam_write(ecam_off(f, 0x14), &0xE000_0000u32.to_le_bytes());
+        bus.cam_write(0, &cam_addr(f, 0x04).to_le_bytes());
+        let events = bus.cam_write(4, &2u16.to_le_bytes());
+        assert_eq!(events.len(), 2);
+        assert!(events.iter().all(|e| e.bdf == f));
+        assert_eq!(
+            events[0].event,
+            FunctionEvent::Command {
+                io: false,
+                memory: true,
+                bus_master: false
+            }
+        );
+        for rx in [&rx1, &rx2] {
+            assert_eq!(rx.try_iter().collect::<Vec<_>>(), events);
+        }
+        // BAR-side events: wrap does not publish, publish does.
+        let fun = bus.function(f).unwrap();
+        let bar_events = fun.lock().unwrap().bar_write(2, 12, &0u32.to_le_bytes());
+        assert!(bar_events.is_empty(), "MSI-X disabled");
+        let wrapped = PciBus::wrap(
+            f,
+            vec![FunctionEvent::Command {
+                io: true,
+                memory: true,
+                bus_master: true,
+            }],
+        );
+        assert!(rx1.is_empty());
+        bus.publish(&wrapped);
+        assert_eq!(rx1.try_recv(), Ok(wrapped[0]));
+        assert_eq!(rx2.try_recv(), Ok(wrapped[0]));
+        assert!(bus.subscribers.lock().unwrap().len() == 2);
+    }
+
+    #[derive(Clone, Debug)]
+    enum BusOp {
+        Cam(u16, Vec<u8>, bool),
+        Ecam(u64, Vec<u8>, bool),
+    }
+
+    fn bus_op() -> impl Strategy<Value = BusOp> {
+        let len = prop_oneof![Just(1usize), Just(2), Just(4), 0usize..9];
+        let data = len.prop_flat_map(|l| prop::collection::vec(any::<u8>(), l));
+        let ecam = prop_oneof![
+            (0u64..4, 0u64..32, 0u64..8, 0u64..0x1000)
+                .prop_map(|(b, d, f, r)| b << 20 | d << 15 | f << 12 | r),
+            any::<u64>(),
+        ];
+        prop_oneof![
+            (
+                prop_oneof![0u16..8, any::<u16>()],
+                data.clone(),
+                any::<bool>()
+            )
+                .prop_map(|(o, d, w)| BusOp::Cam(o, d, w)),
+            (ecam, data, any::<bool>()).prop_map(|(o, d, w)| BusOp::Ecam(o, d, w)),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn random_bus_accesses_never_panic(ops in prop::collection::vec(bus_op(), 1..100)) {
+            let mut bus = bus_with_functions();
+            let rx = bus.subscribe();
+            let mut returned = Vec::new();
+            for op in ops {
+                match op {
+                    BusOp::Cam(o, mut d, true) => bus.cam_read(o, &mut d),
+                    BusOp::Cam(o, d, false) => returned.extend(bus.cam_write(o, &d)),
+                    BusOp::Ecam(o, mut d, true) => bus.ecam_read(o, &mut d),
+                    BusOp::Ecam(o, d, false) => returned.extend(bus.ecam_write(o, &d)),
+                }
+            }
+            prop_assert_eq!(rx.try_iter().collect::<Vec<_>>(), returned);
+            let host = bdf(0, 0, 0);
+            prop_assert_eq!(ecam_read(&mut bus, host, 0, 4), vec![0x86, 0x80, 0xc0, 0x29]);
+            prop_assert_eq!(ecam_read(&mut bus, host, 8, 4), vec![0, 0, 0, 6]);
+            prop_assert_eq!(ecam_read(&mut bus, bdf(0, 2, 0), 0x0E, 1), vec![0x80]);
+        }
+    }
+}

@@ -152,3 +152,171 @@ impl PciConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use crate::test_utils::{TestFunction, TestPendingBits};
+    use crate::types::{FunctionEvent, IrqSource, PciFunction, VectorChange};
+
+    /// One guest access.
+    #[derive(Clone, Debug)]
+    enum Op {
+        ConfigWrite(u16, Vec<u8>),
+        ConfigRead(u16, usize),
+        BarWrite(u8, u64, Vec<u8>),
+        BarRead(u8, u64, usize),
+    }
+
+    fn len() -> impl Strategy<Value = usize> {
+        prop_oneof![Just(1usize), Just(2), Just(4), Just(8), 0usize..10]
+    }
+
+    fn config_offset() -> impl Strategy<Value = u16> {
+        prop_oneof![
+            4 => (0u16..64).prop_map(|d| d * 4),
+            // COMMAND, BARs, and the MSI-X and MSI capabilities of the standard config.
+            4 => prop::sample::select(vec![
+                0x04u16, 0x10, 0x14, 0x18, 0x1C, 0x40, 0x42, 0x4C, 0x4E, 0x50, 0x54, 0x58, 0x5C,
+                0x60,
+            ]),
+            2 => 0u16..0x110,
+            1 => any::<u16>(),
+        ]
+    }
+
+    fn bar_offset() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            4 => (0u64..0x24).prop_map(|d| d * 4),
+            2 => 0x2000u64..0x2010,
+            1 => 0u64..0x5000,
+            1 => any::<u64>(),
+        ]
+    }
+
+    fn bar() -> impl Strategy<Value = u8> {
+        prop_oneof![3 => Just(2u8), 1 => 0u8..7]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (config_offset(), len())
+                .prop_flat_map(|(o, l)| prop::collection::vec(any::<u8>(), l)
+                    .prop_map(move |d| Op::ConfigWrite(o, d))),
+            1 => (config_offset(), len()).prop_map(|(o, l)| Op::ConfigRead(o, l)),
+            3 => (bar(), bar_offset(), len())
+                .prop_flat_map(|(b, o, l)| prop::collection::vec(any::<u8>(), l)
+                    .prop_map(move |d| Op::BarWrite(b, o, d))),
+            1 => (bar(), bar_offset(), len()).prop_map(|(b, o, l)| Op::BarRead(b, o, l)),
+        ]
+    }
+
+    /// The bytes a guest must never be able to change: IDs, class, revision, header
+    /// type, subsystem IDs, the capabilities pointer, every capability's ID and next
+    /// pointer, the vendor payload, the MSI-X table/PBA registers, the BAR type bits.
+    fn read_only_bytes(f: &mut TestFunction) -> Vec<u8> {
+        let mut offsets: Vec<u16> =
+            vec![0, 1, 2, 3, 8, 9, 10, 11, 0x0E, 0x2C, 0x2D, 0x2E, 0x2F, 0x34];
+        for c in f.config.capabilities() {
+            let o = u16::from(c.offset);
+            offsets.extend([o, o + 1]);
+            match c.id {
+                0x09 => offsets.extend(o + 2..o + 8),
+                0x11 => offsets.extend(o + 4..o + 12),
+                _ => {}
+            }
+        }
+        let mut bytes: Vec<u8> = offsets
+            .iter()
+            .map(|&o| {
+                let mut b = [0u8];
+                f.config_read(o, &mut b);
+                b[0]
+            })
+            .collect();
+        for bar in 0..3u16 {
+            let mut b = [0u8];
+            f.config_read(0x10 + 4 * bar, &mut b);
+            bytes.push(b[0] & 0xF);
+        }
+        bytes
+    }
+
+    fn all_vectors(f: &TestFunction) -> HashMap<(IrqSource, u16), VectorChange> {
+        let mut m = HashMap::new();
+        for src in [IrqSource::Msi, IrqSource::Msix] {
+            for v in 0..f.config.vector_count(src) {
+                m.insert((src, v), f.config.vector_state(src, v));
+            }
+        }
+        m
+    }
+
+    proptest! {
+        #[test]
+        fn random_accesses_keep_pci_semantics(ops in prop::collection::vec(op(), 1..80)) {
+            let mut f = TestFunction::standard();
+            let pending = Arc::new(TestPendingBits::default());
+            pending.set(IrqSource::Msix, 2, true);
+            pending.set(IrqSource::Msi, 1, true);
+            f.config.set_pending_bits(pending);
+            let ro = read_only_bytes(&mut f);
+            let mut vectors = all_vectors(&f);
+            let mut bars: Vec<Option<u64>> = (0..6).map(|i| f.config.bar_address(i)).collect();
+            let mut command = f.config.command_bits();
+
+            for op in ops {
+                let events = match op {
+                    Op::ConfigWrite(o, d) => f.config_write(o, &d),
+                    Op::BarWrite(b, o, d) => f.bar_write(b, o, &d),
+                    Op::ConfigRead(o, l) => {
+                        let mut d = vec![0u8; l];
+                        f.config_read(o, &mut d);
+                        let valid = matches!(l, 1 | 2 | 4) && o % l as u16 == 0
+                            && usize::from(o) + l <= 4096;
+                        if !valid {
+                            prop_assert!(d.iter().all(|&b| b == 0xFF));
+                        } else if o >= 256 {
+                            prop_assert!(d.iter().all(|&b| b == 0));
+                        }
+                        Vec::new()
+                    }
+                    Op::BarRead(b, o, l) => {
+                        let mut d = vec![0u8; l];
+                        f.bar_read(b, o, &mut d);
+                        Vec::new()
+                    }
+                };
+                // Every event is a real change, and the events account for every change.
+                for e in events {
+                    match e {
+                        FunctionEvent::Vector(v) => {
+                            let old = vectors.insert((v.source, v.vector), v);
+                            prop_assert_ne!(old, Some(v));
+                        }
+                        FunctionEvent::Bar(c) => {
+                            prop_assert_eq!(bars[usize::from(c.index)], c.old);
+                            prop_assert_ne!(c.old, c.new);
+                            bars[usize::from(c.index)] = c.new;
+                        }
+                        FunctionEvent::Command { io, memory, bus_master } => {
+                            prop_assert_ne!(command, (io, memory, bus_master));
+                            command = (io, memory, bus_master);
+                        }
+                    }
+                }
+                prop_assert_eq!(&vectors, &all_vectors(&f));
+                let now: Vec<Option<u64>> = (0..6).map(|i| f.config.bar_address(i)).collect();
+                prop_assert_eq!(&bars, &now);
+                prop_assert_eq!(command, f.config.command_bits());
+                prop_assert_eq!(&ro, &read_only_bytes(&mut f));
+            }
+            prop_assert_eq!(f.config.ids(), crate::test_utils::TEST_IDS);
+            prop_assert_eq!(f.config.capabilities().len(), 4);
+        }
+    }
+}
