@@ -34,7 +34,8 @@ pub enum DeliveryMode {
     Irqfd,
     /// Fallback where irqfd routing is unavailable: a router thread epolls the vector
     /// eventfds and injects with KVM_SIGNAL_MSI. No GSIs are allocated and the routing
-    /// table is never set (KVM's default table stays).
+    /// table is never set (KVM's default table stays), so `kvmbus_irq_route_gsi` reads
+    /// -1 for every vector; INTx lines are pulsed with KVM_IRQ_LINE.
     SignalMsi,
 }
 
