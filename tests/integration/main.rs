@@ -5,3 +5,4 @@
 
 mod boot;
 mod common;
+mod pci;

@@ -6,55 +6,24 @@
 //! prints cycles per exit; each figure is the median over the rounds, and the runs of
 //! the compared variants alternate (A B A B ...) so machine drift hits both alike.
 
+mod common;
+use common::*;
 use std::io::Write;
-use std::process::Command;
 
 use kvm_ioctls::VcpuExit;
 use vmm_core::config;
 use vmm_core::vm::Vm;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn config_text(n: u64) -> String {
-    format!(
-        "[vm]\nname = \"bench\"\nvcpus = 1\nmemory_mib = 32\n\
-         [boot]\nkind = \"builtin\"\nimage = \"builtin:pio-storm\"\ncmdline = \"n={n}\"\n"
+/// (cycles per exit, TSC kHz) from the guest's result line.
+fn parse(out: &str) -> (f64, f64) {
+    (
+        figure(out, "cycles/exit", " cycles/exit"),
+        figure(out, "cycles/exit", " kHz"),
     )
 }
 
-/// (cycles per exit, TSC kHz) from the guest's last line.
-fn parse(out: &str) -> (f64, f64) {
-    let line = out
-        .lines()
-        .find(|l| l.contains("cycles/exit"))
-        .unwrap_or_else(|| panic!("no result line in:\n{out}"));
-    let field = |key: &str| -> f64 {
-        let before = line.split(key).next().unwrap();
-        before
-            .split_whitespace()
-            .last()
-            .unwrap()
-            .trim_end_matches(',')
-            .parse()
-            .unwrap()
-    };
-    (field(" cycles/exit"), field(" kHz"))
-}
-
-fn kvmbus(cfg: &std::path::Path, extra: &[&str]) -> (f64, f64) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kvmbus"))
-        .arg("run")
-        .arg(cfg)
-        .args(extra)
-        .output()
-        .expect("run kvmbus");
-    assert_eq!(out.status.code(), Some(1), "{:?}", out);
-    parse(&String::from_utf8_lossy(&out.stdout))
+fn run_kvmbus(cfg: &std::path::Path, extra: &[&str]) -> (f64, f64) {
+    parse(&kvmbus(cfg, extra))
 }
 
 /// The same VM (memory, irqchip, CPUID, loaded guest) driven by a minimal loop: no bus,
@@ -78,26 +47,19 @@ fn bare(cfg: &std::path::Path) -> (f64, f64) {
     parse(&String::from_utf8_lossy(&serial))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 fn main() {
     let n = env_or("EXITS", 300_000);
     let rounds = env_or("ROUNDS", 5) as usize;
-    let dir = std::env::temp_dir().join(format!("kvmbus-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("pio-storm.toml");
-    std::fs::write(&cfg, config_text(n)).unwrap();
+    let dir = scratch("exits");
+    let cfg = builtin_config(&dir, "pio-storm", 1, &format!("n={n}"), "");
 
     println!("pio-storm: {n} PIO exits per run, {rounds} alternating rounds, medians");
     let (mut k, mut b, mut on) = (Vec::new(), Vec::new(), Vec::new());
     let mut khz = 0.0;
     for r in 0..rounds {
-        let (c1, f) = kvmbus(&cfg, &[]);
+        let (c1, f) = run_kvmbus(&cfg, &[]);
         let (c2, _) = bare(&cfg);
-        let (c3, _) = kvmbus(&cfg, &["--metrics", "127.0.0.1:0"]);
+        let (c3, _) = run_kvmbus(&cfg, &["--metrics", "127.0.0.1:0"]);
         khz = f;
         k.push(c1);
         b.push(c2);
