@@ -96,6 +96,10 @@ isr_table_start:
     .set i, i+1
 .endr
 
+/* Returns without IRET: on hosts where KVM runs non-paged 32-bit guests through its
+ * instruction emulator (KVM-PVM's batch emulation), the emulator implements IRET only
+ * in real mode. For a same-privilege frame (EIP, CS, EFLAGS) restoring EFLAGS and
+ * then a far return with a 4-byte stack adjustment does what IRET does. */
 isr_common:
     pusha
     mov %esp, %eax
@@ -104,7 +108,9 @@ isr_common:
     add $4, %esp
     popa
     add $8, %esp
-    iret
+    pushl 8(%esp)
+    popf
+    lret $4
 
 
     .data

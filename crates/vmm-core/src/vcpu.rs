@@ -206,6 +206,29 @@ pub fn handle_exit(exit: VcpuExit<'_>, cx: &VcpuContext) -> (ExitReason, Next) {
     }
 }
 
+/// Describes a KVM internal error: its suberror, the data KVM gave, and where the
+/// guest was.
+fn internal_error_detail(vcpu: &mut VcpuFd) -> String {
+    let rip = vcpu.get_regs().map(|r| r.rip).unwrap_or(u64::MAX);
+    let run = vcpu.get_kvm_run();
+    // SAFETY: the exit reason is KVM_EXIT_INTERNAL_ERROR, so `internal` is the active
+    // member of the union; it is plain data.
+    let internal = unsafe { run.__bindgen_anon_1.internal };
+    let what = match internal.suberror {
+        1 => "emulation failure",
+        2 => "simultaneous exceptions",
+        3 => "delivery of an event failed",
+        4 => "unexpected exit during event delivery",
+        _ => "internal error",
+    };
+    let n = (internal.ndata as usize).min(internal.data.len()).min(4);
+    format!(
+        "KVM internal error: {what} (suberror {}, data {:x?}) at rip {rip:#x}",
+        internal.suberror,
+        &internal.data[..n]
+    )
+}
+
 /// The vCPU thread's loop: runs until the VM stops.
 ///
 /// The handling time recorded is userspace time from KVM_RUN's return to the device's
@@ -216,6 +239,15 @@ pub fn run_loop(mut vcpu: VcpuFd, cx: VcpuContext, m: ExitMetrics) {
     let mut n: u32 = 0;
     while !cx.control.stopping() {
         let result = vcpu.run();
+        if matches!(result, Ok(VcpuExit::InternalError)) {
+            drop(result);
+            cx.control.request_stop(StopReason::GuestFault {
+                vcpu: cx.id,
+                detail: internal_error_detail(&mut vcpu),
+            });
+            m.counts[ExitReason::Error as usize].increment(1);
+            break;
+        }
         n = n.wrapping_add(1);
         let start = (m.timed && n % TIMING_SAMPLE == 0).then(Instant::now);
         let (reason, next) = match result {
