@@ -5,4 +5,5 @@
 
 mod boot;
 mod common;
+mod irq;
 mod pci;

@@ -36,6 +36,19 @@ enum Command {
         /// The TOML configuration.
         config: PathBuf,
     },
+    /// Raise a device's interrupt from this process: fetch the vector's eventfd from the
+    /// device's socket (`socket` in its [[device]] table) and write it.
+    IrqTrigger {
+        /// The device's socket.
+        #[arg(long)]
+        socket: PathBuf,
+        /// The vector.
+        #[arg(long)]
+        vector: u32,
+        /// How many times to write the eventfd.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
     /// Write a built-in guest's multiboot ELF image to a file (to boot it elsewhere, e.g. QEMU).
     Image {
         /// The built-in's name (`kvmbus image --list` lists them).
@@ -61,6 +74,11 @@ pub fn main() -> i32 {
         } => run(config, tui, metrics),
         Command::Check { config } => check(config),
         Command::Image { name, output, list } => image(name, output, list),
+        Command::IrqTrigger {
+            socket,
+            vector,
+            count,
+        } => irq_trigger(&socket, vector, count),
     }
 }
 
@@ -197,6 +215,21 @@ fn describe(c: &Config, entry: u64, kvm_note: &str) -> String {
         s += "\n";
     }
     s
+}
+
+fn irq_trigger(socket: &std::path::Path, vector: u32, count: u32) -> i32 {
+    use std::io::Write;
+    let mut fd = match vmm_core::devices::irq_socket::request(socket, vector) {
+        Ok(f) => f,
+        Err(e) => return fail(&e),
+    };
+    for _ in 0..count {
+        if let Err(e) = fd.write_all(&1u64.to_ne_bytes()) {
+            eprintln!("kvmbus: writing the eventfd: {e}");
+            return exit_code::VMM_ERROR;
+        }
+    }
+    0
 }
 
 fn image(name: Option<String>, output: Option<PathBuf>, list: bool) -> i32 {

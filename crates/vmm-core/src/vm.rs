@@ -413,12 +413,16 @@ fn build_pci(
             DeviceKind::IrqTest {
                 msix_vectors,
                 msi_vectors,
+                socket,
             } => {
                 let handles = router
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .add_device(bdf, "irq-test", (*msix_vectors).max(*msi_vectors))
                     .map_err(irq_err)?;
+                if let Some(path) = socket {
+                    devices::irq_socket::serve(path, "irq-test", handles.clone())?;
+                }
                 Arc::new(Mutex::new(IrqTest::new(
                     *msix_vectors,
                     *msi_vectors,

@@ -77,6 +77,7 @@ struct RawDevice {
     queue_size: Option<Spanned<i64>>,
     msix_vectors: Option<Spanned<i64>>,
     msi_vectors: Option<Spanned<i64>>,
+    socket: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -333,6 +334,15 @@ fn devices(cx: &Ctx, raw: Vec<Spanned<RawDevice>>) -> Result<Vec<DeviceConfig>, 
                 ("msix_vectors", d.msix_vectors.as_ref()),
                 ("msi_vectors", d.msi_vectors.as_ref()),
             ];
+            if let (Some(v), false) = (d.socket.as_ref(), allowed.contains(&"socket")) {
+                return cx.err(
+                    v.span(),
+                    format!(
+                        "unknown key 'socket' in [[device]] of kind '{}'",
+                        d.kind.get_ref()
+                    ),
+                );
+            }
             for (key, v) in present {
                 if let (Some(v), false) = (v, allowed.contains(&key)) {
                     return cx.err(
@@ -363,7 +373,7 @@ fn devices(cx: &Ctx, raw: Vec<Spanned<RawDevice>>) -> Result<Vec<DeviceConfig>, 
                 }
             }
             "irq-test" => {
-                only(&["msix_vectors", "msi_vectors"])?;
+                only(&["msix_vectors", "msi_vectors", "socket"])?;
                 let msi = cx.int(&d.msi_vectors, "msi_vectors", t, 1..=32, 4)?;
                 if !(msi as u64).is_power_of_two() {
                     return cx.err(
@@ -374,6 +384,7 @@ fn devices(cx: &Ctx, raw: Vec<Spanned<RawDevice>>) -> Result<Vec<DeviceConfig>, 
                 DeviceKind::IrqTest {
                     msix_vectors: cx.int(&d.msix_vectors, "msix_vectors", t, 1..=2048, 8)? as u16,
                     msi_vectors: msi as u16,
+                    socket: d.socket.as_ref().map(|s| resolve(cx.file, s.get_ref())),
                 }
             }
             other => {

@@ -97,6 +97,8 @@ pub enum DeviceKind {
         msix_vectors: u16,
         /// MSI vectors (power of two, 1..=32).
         msi_vectors: u16,
+        /// A Unix socket that hands out the vectors' eventfds to other processes.
+        socket: Option<PathBuf>,
     },
 }
 
