@@ -31,6 +31,18 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         metrics: Option<SocketAddr>,
     },
+    /// Live dashboard of running kvmbus VMs, attached to their metrics endpoints.
+    Top {
+        /// Endpoints, e.g. http://127.0.0.1:9464/metrics or 127.0.0.1:9464 (several VMs
+        /// at once); default the demo's 127.0.0.1:9464.
+        urls: Vec<String>,
+        /// Print one plain-text snapshot (two scrapes a second apart) and exit.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between refreshes.
+        #[arg(long, default_value_t = 1.0)]
+        refresh: f64,
+    },
     /// Validate a configuration and print it resolved.
     Check {
         /// The TOML configuration.
@@ -73,6 +85,11 @@ pub fn main() -> i32 {
             metrics,
         } => run(config, tui, metrics),
         Command::Check { config } => check(config),
+        Command::Top {
+            urls,
+            once,
+            refresh,
+        } => top(urls, once, refresh),
         Command::Image { name, output, list } => image(name, output, list),
         Command::IrqTrigger {
             socket,
@@ -120,9 +137,32 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>) -> i32 {
     if let Some(addr) = exporter.as_ref().and_then(|e| e.local_addr()) {
         eprintln!("kvmbus: metrics at http://{addr}/metrics");
     }
+    let mut config = config;
+    let mut serial_note = None;
+    if tui {
+        // The dashboard owns the terminal: guest serial output and logs go to files.
+        let base =
+            std::env::temp_dir().join(format!("kvmbus-{}-{}", config.name, std::process::id()));
+        if config.serial == SerialOutput::Stdout {
+            let p = base.with_extension("serial");
+            serial_note = Some(p.clone());
+            config.serial = SerialOutput::File(p);
+        }
+        let log = base.with_extension("log");
+        match std::fs::File::create(&log) {
+            Ok(f) => vmm_core::logger::init(Some(Box::new(f))),
+            Err(_) => vmm_core::logger::init(None),
+        }
+    } else {
+        vmm_core::logger::init(None);
+    }
     let vm = match Vm::new(config) {
         Ok(vm) => vm,
         Err(e) => return fail(&e),
+    };
+    let dashboard = match (&exporter, tui) {
+        (Some(exp), true) => Some(spawn_dashboard(exp.clone(), vm.control.clone())),
+        _ => None,
     };
     let opts = RunOptions {
         timed_exits: exporter.is_some(),
@@ -130,19 +170,91 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>) -> i32 {
             .is_some()
             .then(|| std::time::Duration::from_secs(1)),
     };
-    match vm.run(&opts) {
+    let result = vm.run(&opts);
+    if let Some((stop, thread)) = dashboard {
+        let _ = stop.send(());
+        if let Ok(Err(e)) = thread.join() {
+            eprintln!("kvmbus: dashboard: {e}");
+        }
+    }
+    if let Some(p) = serial_note {
+        eprintln!("kvmbus: guest serial output is in {}", p.display());
+    }
+    match result {
         Ok(reason) => {
             let code = reason.exit_code();
             if !matches!(
                 reason,
                 vmm_core::control::StopReason::DebugExit(_)
                     | vmm_core::control::StopReason::PowerOff
+                    | vmm_core::control::StopReason::Quit
             ) {
                 eprintln!("kvmbus: {}", reason.describe());
             }
             code
         }
         Err(e) => fail(&e),
+    }
+}
+
+/// Runs the in-process dashboard on its own thread; quitting it stops the VM.
+fn spawn_dashboard(
+    exporter: monitor::Exporter,
+    control: std::sync::Arc<vmm_core::control::VmControl>,
+) -> (
+    crossbeam_channel::Sender<()>,
+    std::thread::JoinHandle<monitor::Result<()>>,
+) {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let thread = std::thread::spawn(move || {
+        let r = monitor::run_tui(exporter.into(), monitor::TuiOptions::default(), rx);
+        control.request_stop(vmm_core::control::StopReason::Quit);
+        r
+    });
+    (tx, thread)
+}
+
+fn top(urls: Vec<String>, once: bool, refresh: f64) -> i32 {
+    let urls = if urls.is_empty() {
+        vec![monitor::DEFAULT_LISTEN.to_string()]
+    } else {
+        urls
+    };
+    let source = match monitor::Source::http(urls) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kvmbus: {e}");
+            return exit_code::CONFIG;
+        }
+    };
+    if once {
+        return match monitor::snapshot_text(&source) {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => {
+                eprintln!("kvmbus: {e}");
+                exit_code::VMM_ERROR
+            }
+        };
+    }
+    let stop = match monitor::stop_on_signals() {
+        Ok(rx) => rx,
+        Err(e) => {
+            eprintln!("kvmbus: {e}");
+            return exit_code::VMM_ERROR;
+        }
+    };
+    let opts = monitor::TuiOptions {
+        refresh: std::time::Duration::from_secs_f64(refresh.clamp(0.1, 3600.0)),
+    };
+    match monitor::run_tui(source, opts, stop) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("kvmbus: {e}");
+            exit_code::VMM_ERROR
+        }
     }
 }
 

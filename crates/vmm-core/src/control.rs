@@ -26,6 +26,8 @@ pub enum StopReason {
     },
     /// SIGINT or SIGTERM.
     Signal(i32),
+    /// The user quit the dashboard of `kvmbus run --tui` (exits like Ctrl-C).
+    Quit,
     /// The VMM itself failed while running.
     VmmError(String),
 }
@@ -56,6 +58,7 @@ impl StopReason {
                 exit_code::GUEST_FAULT
             }
             StopReason::Signal(s) => exit_code::SIGNAL_BASE + s,
+            StopReason::Quit => exit_code::SIGNAL_BASE + libc::SIGINT,
             StopReason::VmmError(_) => exit_code::VMM_ERROR,
         }
     }
@@ -68,6 +71,7 @@ impl StopReason {
             StopReason::TripleFault { vcpu } => format!("vcpu {vcpu} triple-faulted (shutdown)"),
             StopReason::GuestFault { vcpu, detail } => format!("vcpu {vcpu}: {detail}"),
             StopReason::Signal(s) => format!("stopped by signal {s}"),
+            StopReason::Quit => "stopped from the dashboard".into(),
             StopReason::VmmError(e) => format!("vmm error: {e}"),
         }
     }

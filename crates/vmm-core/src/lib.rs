@@ -13,6 +13,7 @@ pub mod control;
 pub mod devices;
 mod error;
 pub mod loader;
+pub mod logger;
 pub mod memory;
 pub mod pci;
 pub mod signals;
