@@ -43,7 +43,7 @@ pub fn config(dir: &std::path::Path, name: &str, body: &str) -> PathBuf {
 /// A config booting built-in `guest` with `vcpus` and `cmdline`.
 pub fn builtin(guest: &str, vcpus: u32, cmdline: &str) -> String {
     format!(
-        "[vm]\nname = \"it\"\nvcpus = {vcpus}\nmemory_mib = 64\n\
+        "[vm]\nname = \"demo\"\nvcpus = {vcpus}\nmemory_mib = 64\n\
          [boot]\nkind = \"builtin\"\nimage = \"builtin:{guest}\"\ncmdline = \"{cmdline}\"\n"
     )
 }

@@ -6,4 +6,5 @@
 mod boot;
 mod common;
 mod irq;
+mod monitor;
 mod pci;
