@@ -66,6 +66,16 @@ void irqt_fire(struct irqt *t, u32 vector, u32 count) {
     outl(t->io + IRQT_FIRE, count);
 }
 
+/* Waits in HLT until this CPU's handler for `vector` has run `want` times in all (the
+ * interrupt must target this CPU: it is what wakes the HLT). */
+void irq_wait_halt(u32 vector, u32 want) {
+    for (;;) {
+        cli();
+        if (irq_total(vector) >= want) { sti(); return; }
+        __asm__ volatile("sti; hlt" ::: "memory");
+    }
+}
+
 /* Waits until `cond_total` reaches `want` or `us` microseconds pass; returns the total. */
 u32 irq_wait(u32 vector, u32 want, u64 us) {
     u64 end = now_us() + us;

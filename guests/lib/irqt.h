@@ -13,4 +13,5 @@ void msix_enable(struct irqt *t, int on);
 void msi_enable(struct irqt *t, u32 apic, u32 data, u32 log2n);
 void irqt_fire(struct irqt *t, u32 vector, u32 count);
 u32 irq_wait(u32 vector, u32 want, u64 us);
+void irq_wait_halt(u32 vector, u32 want);
 #endif
