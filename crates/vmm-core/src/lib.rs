@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod devices;
 mod error;
+pub mod inject;
 pub mod loader;
 pub mod logger;
 pub mod memory;

@@ -130,6 +130,8 @@ pub struct VcpuContext {
     pub mmio: Arc<Bus>,
     /// Stop state.
     pub control: Arc<VmControl>,
+    /// Interrupts posted for injection at the next exit (the userspace path).
+    pub injector: Arc<crate::inject::ExitInjector>,
 }
 
 /// What to do after an exit.
@@ -263,6 +265,7 @@ pub fn run_loop(mut vcpu: VcpuFd, cx: VcpuContext, m: ExitMetrics) {
                 (ExitReason::Error, Next::Stop)
             }
         };
+        cx.injector.drain();
         let i = reason as usize;
         m.counts[i].increment(1);
         if let Some(t) = start {

@@ -20,6 +20,7 @@ use crate::control::{StopReason, VmControl};
 use crate::devices::irq_test::IrqTest;
 use crate::devices::{self, DebugExit, PostPort, PowerOff, SerialConsole, SerialSink};
 use crate::error::kvm_err;
+use crate::inject::ExitInjector;
 use crate::loader::{self, LoadError};
 use crate::memory::GuestRam;
 use crate::pci::{self, CamPort, EcamWindow, KvmIoEvents, PciPlatform};
@@ -58,6 +59,8 @@ pub struct Vm {
     pub control: Arc<VmControl>,
     /// The PCI bus and its glue.
     pub pci: Arc<PciPlatform>,
+    /// The userspace interrupt path (for comparison with irqfd).
+    pub injector: Arc<ExitInjector>,
     vcpus: Vec<VcpuFd>,
     serial: Arc<SerialConsole>,
     _kvm: Kvm,
@@ -229,7 +232,11 @@ impl Vm {
             "post",
             Arc::new(PostPort::default()),
         )?;
-        let pci = build_pci(&config, &kvm, &vm_fd, &pio, &mmio, ram.size)?;
+        let chip: Arc<dyn IrqChip> = Arc::new(KvmIrqChip::new(vm_fd.clone()));
+        let injector = Arc::new(ExitInjector::new(chip.clone()));
+        let pci = build_pci(
+            &config, &kvm, &chip, &injector, &pio, &mmio, ram.size, &vm_fd,
+        )?;
 
         let base_cpuid = kvm
             .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
@@ -258,6 +265,7 @@ impl Vm {
             config,
             vm_fd,
             pci,
+            injector,
             ram,
             pio,
             mmio,
@@ -326,6 +334,7 @@ impl Vm {
                 pio: self.pio.clone(),
                 mmio: self.mmio.clone(),
                 control: self.control.clone(),
+                injector: self.injector.clone(),
             };
             let m = ExitMetrics::new(&vm, id as u32, opts.timed_exits);
             let t = std::thread::Builder::new()
@@ -334,6 +343,7 @@ impl Vm {
                 .map_err(io("spawning a vCPU thread"))?;
             threads.push(t);
         }
+        self.injector.set_threads(&threads);
         let started = Instant::now();
         let uptime = metrics::gauge!(monitor::names::VM_UPTIME_SECONDS, "vm" => vm.clone());
         let reason = loop {
@@ -357,19 +367,21 @@ impl Vm {
 
 /// The PCI bus: host bridge, CAM and ECAM, the configured devices, and firmware-style
 /// BAR assignment with decoding enabled.
+#[allow(clippy::too_many_arguments)]
 fn build_pci(
     config: &Config,
     kvm: &Kvm,
-    vm_fd: &Arc<VmFd>,
+    chip: &Arc<dyn IrqChip>,
+    injector: &Arc<ExitInjector>,
     pio: &Arc<Bus>,
     mmio: &Arc<Bus>,
     ram_size: u64,
+    vm_fd: &Arc<VmFd>,
 ) -> Result<Arc<PciPlatform>> {
     let irq_err = |e: irq_router::Error| Error::Device {
         device: "irq-router".into(),
         detail: e.to_string(),
     };
-    let chip: Arc<dyn IrqChip> = Arc::new(KvmIrqChip::new(vm_fd.clone()));
     let router = IrqRouter::new(
         chip.clone(),
         RouterConfig {
@@ -428,6 +440,7 @@ fn build_pci(
                     *msi_vectors,
                     handles,
                     chip.clone(),
+                    injector.clone(),
                 )?))
             }
             DeviceKind::HypercallGateway { .. } => {

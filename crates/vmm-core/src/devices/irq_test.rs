@@ -12,7 +12,7 @@
 //! | 0x0C | FIRED | R | interrupts fired so far, in total |
 //! | 0x10 | PENDING | R | requested, not yet fired |
 //! | 0x14 | VECTORS | R | number of vectors |
-//! | 0x18 | MODE | RW | 0 irqfd (the IrqHandle), 1 KVM_SIGNAL_MSI from the backend thread, 2 KVM_SIGNAL_MSI from a VMM injector thread reached over a channel |
+//! | 0x18 | MODE | RW | 0 irqfd (the IrqHandle), 1 KVM_SIGNAL_MSI from the backend thread, 2 the userspace exit path: the VMM kicks the destination vCPU out of KVM_RUN and its thread injects |
 //!
 //! Modes 1 and 2 exist to compare paths; they deliver only to an enabled, unmasked
 //! vector and otherwise fall back to the IrqHandle (whose pending bit hardware-like
@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
+
+use crate::inject::ExitInjector;
 use irq_router::{IrqChip, IrqHandle};
 use pci_emu::{
     BarKind, FunctionEvent, IrqSource, MsiMessage, PciConfig, PciFunction, PciIds, PendingBits,
@@ -78,6 +80,7 @@ impl IrqTest {
         msi_vectors: u16,
         handles: Vec<IrqHandle>,
         chip: Arc<dyn IrqChip>,
+        injector: Arc<ExitInjector>,
     ) -> Result<IrqTest> {
         let err = |e: pci_emu::Error| Error::Device {
             device: "irq-test".into(),
@@ -117,19 +120,10 @@ impl IrqTest {
 
         let regs = Arc::new(Regs::default());
         let (tx, rx) = crossbeam_channel::unbounded::<Fire>();
-        let (inject_tx, inject_rx) = crossbeam_channel::unbounded::<MsiMessage>();
-        let injector_chip = chip.clone();
-        std::thread::Builder::new()
-            .name("irq-test-inject".into())
-            .spawn(move || injector(inject_rx, injector_chip))
-            .map_err(|e| Error::Io {
-                what: "spawning the irq-test injector".into(),
-                source: e,
-            })?;
         let r = regs.clone();
         std::thread::Builder::new()
             .name("irq-test".into())
-            .spawn(move || backend(rx, handles, chip, inject_tx, r))
+            .spawn(move || backend(rx, handles, chip, injector, r))
             .map_err(|e| Error::Io {
                 what: "spawning the irq-test backend".into(),
                 source: e,
@@ -187,7 +181,7 @@ fn backend(
     rx: Receiver<Fire>,
     handles: Vec<IrqHandle>,
     chip: Arc<dyn IrqChip>,
-    inject: Sender<MsiMessage>,
+    injector: Arc<ExitInjector>,
     regs: Arc<Regs>,
 ) {
     for f in rx {
@@ -196,9 +190,7 @@ fn backend(
                 (1, Some(m), _) => {
                     let _ = chip.signal_msi(m);
                 }
-                (2, Some(m), _) => {
-                    let _ = inject.send(m);
-                }
+                (2, Some(m), _) => injector.post(m),
                 (_, _, Some(h)) => {
                     let _ = h.trigger();
                 }
@@ -207,13 +199,6 @@ fn backend(
             regs.fired.fetch_add(1, Ordering::AcqRel);
             regs.pending.fetch_sub(1, Ordering::AcqRel);
         }
-    }
-}
-
-/// The "userspace path": a VMM thread that injects what device threads send it.
-fn injector(rx: Receiver<MsiMessage>, chip: Arc<dyn IrqChip>) {
-    for m in rx {
-        let _ = chip.signal_msi(m);
     }
 }
 
