@@ -1,6 +1,7 @@
 //! Gateway tests without KVM: real guest memory, rings built by a test driver, irqfds
 //! as plain eventfds.
 
+mod backends;
 mod regs;
 mod rings;
 mod sync;
@@ -36,7 +37,7 @@ pub(crate) fn anon_mem() -> GuestMemoryMmap {
 }
 
 /// Guest memory in a memfd, as vmm-core makes it.
-#[allow(dead_code)]
+
 pub(crate) fn memfd_mem() -> (GuestMemoryMmap, GuestMemoryShare) {
     // SAFETY: a valid NUL-terminated name; the result is checked.
     let fd = unsafe { libc::memfd_create(c"hcgw-test".as_ptr(), libc::MFD_CLOEXEC) };
