@@ -37,7 +37,6 @@ pub(crate) fn anon_mem() -> GuestMemoryMmap {
 }
 
 /// Guest memory in a memfd, as vmm-core makes it.
-
 pub(crate) fn memfd_mem() -> (GuestMemoryMmap, GuestMemoryShare) {
     // SAFETY: a valid NUL-terminated name; the result is checked.
     let fd = unsafe { libc::memfd_create(c"hcgw-test".as_ptr(), libc::MFD_CLOEXEC) };
