@@ -4,7 +4,7 @@
 
 volatile u32 irq_counts[256][MAX_CPUS];
 
-static void count_irq(u32 vector) {
+void irq_count_handler(u32 vector) {
     u32 id = lapic_id();
     if (id < MAX_CPUS) irq_counts[vector][id]++;
 }
@@ -28,7 +28,7 @@ int irqt_open(struct irqt *t) {
     t->table = bar2 + (table & ~7u);
     t->pba = bar2 + (pba & ~7u);
     t->vectors = inl(t->io + IRQT_VECTORS);
-    for (u32 v = 32; v < 255; v++) idt_set_handler((u8)v, count_irq);
+    for (u32 v = 32; v < 255; v++) idt_set_handler((u8)v, irq_count_handler);
     return 1;
 }
 

@@ -5,6 +5,8 @@
 struct irqt { u8 bus, dev, fn, msix_cap, msi_cap; u16 io; uptr table, pba; u32 vectors; };
 extern volatile u32 irq_counts[256][MAX_CPUS];
 u32 irq_total(u32 vector);
+/* An IDT handler that counts per vector and CPU (what irq_total reads). */
+void irq_count_handler(u32 vector);
 int irqt_open(struct irqt *t);
 void msix_set(struct irqt *t, u32 entry, u32 apic, u32 vector, int masked);
 void msix_mask(struct irqt *t, u32 entry, int masked);

@@ -74,7 +74,7 @@ pub const RESPONSE_OFFSET: u64 = 56;
 pub mod nr {
     /// NOP: ret 0.
     pub const NOP: u32 = 0;
-    /// ECHO: ret = args[0].
+    /// ECHO: ret = `args[0]`.
     pub const ECHO: u32 = 1;
     /// SUM: ret = sum of args mod 2^64.
     pub const SUM: u32 = 2;

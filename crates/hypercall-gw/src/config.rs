@@ -48,7 +48,7 @@ pub enum ServiceConfig {
         /// First number.
         nr: u32,
     },
-    /// In-process echo on its own thread: ret = args[0].
+    /// In-process echo on its own thread: ret = `args[0]`.
     Echo {
         /// The number.
         nr: u32,

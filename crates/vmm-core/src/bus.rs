@@ -125,21 +125,27 @@ impl Bus {
 
     /// The name of the range containing `addr`, if any.
     pub fn owner(&self, addr: u64) -> Option<String> {
-        self.lookup(addr).map(|(e, _)| e.name)
-    }
-
-    fn lookup(&self, addr: u64) -> Option<(Entry, u64)> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         let i = entries.partition_point(|e| e.base <= addr);
         let e = entries.get(i.checked_sub(1)?)?;
-        (addr - e.base < e.len).then(|| (e.clone(), addr - e.base))
+        (addr - e.base < e.len).then(|| e.name.clone())
+    }
+
+    /// The device at `addr` with the offset into its range, if the `len`-byte access
+    /// fits in that range. Clones only the device's `Arc` (the hot path: no allocation).
+    fn lookup(&self, addr: u64, len: usize) -> Option<(Arc<dyn BusDevice>, u64)> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let i = entries.partition_point(|e| e.base <= addr);
+        let e = entries.get(i.checked_sub(1)?)?;
+        let off = addr - e.base;
+        (off < e.len && off + len as u64 <= e.len).then(|| (e.device.clone(), off))
     }
 
     /// Dispatches a read; unclaimed reads return all-ones. Returns whether it was claimed.
     pub fn read(&self, addr: u64, data: &mut [u8]) -> bool {
-        match self.lookup(addr) {
-            Some((e, off)) if off + data.len() as u64 <= e.len => {
-                e.device.read(off, data);
+        match self.lookup(addr, data.len()) {
+            Some((device, off)) => {
+                device.read(off, data);
                 true
             }
             _ => {
@@ -152,9 +158,9 @@ impl Bus {
 
     /// Dispatches a write; unclaimed writes are dropped. Returns whether it was claimed.
     pub fn write(&self, addr: u64, data: &[u8]) -> bool {
-        match self.lookup(addr) {
-            Some((e, off)) if off + data.len() as u64 <= e.len => {
-                e.device.write(off, data);
+        match self.lookup(addr, data.len()) {
+            Some((device, off)) => {
+                device.write(off, data);
                 true
             }
             _ => {

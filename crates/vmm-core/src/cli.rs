@@ -48,8 +48,18 @@ enum Command {
         /// The TOML configuration.
         config: PathBuf,
     },
+    /// Run the example external hypercall backend (a key-value store) for a
+    /// `[[hypercall.service]]` of kind "external"; it reconnects until SIGINT/SIGTERM.
+    Backend {
+        /// The service's socket.
+        #[arg(long)]
+        socket: PathBuf,
+        /// relay (the VMM forwards each call) or direct (the backend serves a queue itself).
+        #[arg(long, default_value = "relay")]
+        mode: String,
+    },
     /// Raise a device's interrupt from this process: fetch the vector's eventfd from the
-    /// device's socket (`socket` in its [[device]] table) and write it.
+    /// device's socket (`socket` in its `[[device]]` table) and write it.
     IrqTrigger {
         /// The device's socket.
         #[arg(long)]
@@ -91,6 +101,7 @@ pub fn main() -> i32 {
             refresh,
         } => top(urls, once, refresh),
         Command::Image { name, output, list } => image(name, output, list),
+        Command::Backend { socket, mode } => backend(socket, &mode),
         Command::IrqTrigger {
             socket,
             vector,
@@ -327,6 +338,39 @@ fn describe(c: &Config, entry: u64, kvm_note: &str) -> String {
         s += "\n";
     }
     s
+}
+
+fn backend(socket: PathBuf, mode: &str) -> i32 {
+    let mode = match mode {
+        "relay" => hypercall_gw::BackendMode::Relay,
+        "direct" => hypercall_gw::BackendMode::Direct,
+        m => {
+            eprintln!("kvmbus: --mode is '{m}', expected 'relay' or 'direct'");
+            return exit_code::CONFIG;
+        }
+    };
+    vmm_core::logger::init(None);
+    let opts = hypercall_gw::BackendOptions::new(socket, mode);
+    let stop = opts.stop.clone();
+    match monitor::stop_on_signals() {
+        Ok(rx) => {
+            std::thread::spawn(move || {
+                let _ = rx.recv();
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        Err(e) => {
+            eprintln!("kvmbus: {e}");
+            return exit_code::VMM_ERROR;
+        }
+    }
+    match hypercall_gw::run_backend(&opts) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("kvmbus: backend: {e}");
+            exit_code::VMM_ERROR
+        }
+    }
 }
 
 fn irq_trigger(socket: &std::path::Path, vector: u32, count: u32) -> i32 {

@@ -15,7 +15,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::arch;
 use crate::bus::{Bus, Space};
-use crate::config::{BootKind, Config, ConfigError, DeviceKind};
+use crate::config::{BootKind, Config, ConfigError, DeviceKind, HypercallServiceConfig};
 use crate::control::{StopReason, VmControl};
 use crate::devices::irq_test::IrqTest;
 use crate::devices::{self, DebugExit, PostPort, PowerOff, SerialConsole, SerialSink};
@@ -27,6 +27,7 @@ use crate::pci::{self, CamPort, EcamWindow, KvmIoEvents, PciPlatform};
 use crate::signals;
 use crate::vcpu::{self, ExitMetrics, VcpuContext};
 use crate::{Error, Result};
+use hypercall_gw::{BackendMode, Gateway, GatewayConfig, GuestMemoryShare, ServiceConfig};
 
 /// KVM's TSS and identity-map pages, just below the BIOS area at 4 GiB.
 const KVM_TSS_ADDR: usize = 0xfffb_d000;
@@ -61,6 +62,7 @@ pub struct Vm {
     pub pci: Arc<PciPlatform>,
     /// The userspace interrupt path (for comparison with irqfd).
     pub injector: Arc<ExitInjector>,
+    gateways: Vec<Gateway>,
     vcpus: Vec<VcpuFd>,
     serial: Arc<SerialConsole>,
     _kvm: Kvm,
@@ -234,8 +236,15 @@ impl Vm {
         )?;
         let chip: Arc<dyn IrqChip> = Arc::new(KvmIrqChip::new(vm_fd.clone()));
         let injector = Arc::new(ExitInjector::new(chip.clone()));
+        let mut gateways = Vec::new();
         let pci = build_pci(
-            &config, &kvm, &chip, &injector, &pio, &mmio, ram.size, &vm_fd,
+            &config,
+            (&kvm, &vm_fd),
+            &chip,
+            &injector,
+            (&pio, &mmio),
+            &ram,
+            &mut gateways,
         )?;
 
         let base_cpuid = kvm
@@ -266,6 +275,7 @@ impl Vm {
             vm_fd,
             pci,
             injector,
+            gateways,
             ram,
             pio,
             mmio,
@@ -360,23 +370,43 @@ impl Vm {
             let _ = t.join();
         }
         self.serial.flush();
+        for gw in self.gateways {
+            gw.shutdown();
+        }
         set_state(&vm, "stopped");
         Ok(reason)
     }
 }
 
+/// The gateway's form of a `[[hypercall.service]]` (validated by the config loader).
+fn service(s: &HypercallServiceConfig) -> ServiceConfig {
+    match s.kind.as_str() {
+        "kv" => ServiceConfig::Kv { nr: s.nr },
+        "echo" => ServiceConfig::Echo { nr: s.nr },
+        _ => ServiceConfig::External {
+            nr: s.nr,
+            count: s.count,
+            socket: s.socket.clone().unwrap_or_default(),
+            mode: if s.mode.as_deref() == Some("direct") {
+                BackendMode::Direct
+            } else {
+                BackendMode::Relay
+            },
+            queue: s.queue,
+        },
+    }
+}
+
 /// The PCI bus: host bridge, CAM and ECAM, the configured devices, and firmware-style
 /// BAR assignment with decoding enabled.
-#[allow(clippy::too_many_arguments)]
 fn build_pci(
     config: &Config,
-    kvm: &Kvm,
+    (kvm, vm_fd): (&Kvm, &Arc<VmFd>),
     chip: &Arc<dyn IrqChip>,
     injector: &Arc<ExitInjector>,
-    pio: &Arc<Bus>,
-    mmio: &Arc<Bus>,
-    ram_size: u64,
-    vm_fd: &Arc<VmFd>,
+    (pio, mmio): (&Arc<Bus>, &Arc<Bus>),
+    ram: &GuestRam,
+    gateways: &mut Vec<Gateway>,
 ) -> Result<Arc<PciPlatform>> {
     let irq_err = |e: irq_router::Error| Error::Device {
         device: "irq-router".into(),
@@ -396,7 +426,7 @@ fn build_pci(
         &config.name,
         pio.clone(),
         mmio.clone(),
-        ram_size,
+        ram.size,
         Arc::new(KvmIoEvents(vm_fd.clone())),
         router.clone(),
     );
@@ -443,15 +473,41 @@ fn build_pci(
                     injector.clone(),
                 )?))
             }
-            DeviceKind::HypercallGateway { .. } => {
-                return Err(Error::Device {
-                    device: "hypercall-gateway".into(),
-                    detail: format!(
-                        "{}:{}: not available in this build yet",
-                        config.path.display(),
-                        d.line
-                    ),
-                })
+            DeviceKind::HypercallGateway {
+                queues,
+                queue_size,
+                msix_vectors,
+            } => {
+                let handles = router
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .add_device(bdf, "hypercall-gateway", *msix_vectors)
+                    .map_err(irq_err)?;
+                let gw = Gateway::new(
+                    GatewayConfig {
+                        vm: config.name.clone(),
+                        queues: *queues,
+                        queue_size: *queue_size,
+                        msix_vectors: *msix_vectors,
+                        vendor_id: 0x1234,
+                        device_id: 0x4843,
+                        services: config.hypercall_services.iter().map(service).collect(),
+                        backend_timeout: Duration::from_millis(config.backend_timeout_ms),
+                    },
+                    ram.memory.clone(),
+                    Some(GuestMemoryShare {
+                        memfd: ram.memfd.clone(),
+                        regions: vec![(0, ram.size, 0)],
+                    }),
+                    handles,
+                )
+                .map_err(|e| Error::Device {
+                    device: format!("hypercall-gateway ({}:{})", config.path.display(), d.line),
+                    detail: e.to_string(),
+                })?;
+                let f = gw.function();
+                gateways.push(gw);
+                f
             }
         };
         platform.add_function(bdf, function)?;

@@ -105,7 +105,7 @@ pub enum Msg {
         /// The result.
         resp: Response,
     },
-    /// VMM → backend (direct): serve this queue; fds: memfd, doorbell, [irqfd].
+    /// VMM → backend (direct): serve this queue; fds: memfd, doorbell, \[irqfd\].
     Queue(QueueMsg),
     /// backend → VMM (direct): `count` calls of `nr` ended with `status`, taking
     /// `total_ns` in all, since the last STATS.

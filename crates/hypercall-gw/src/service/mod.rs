@@ -29,7 +29,7 @@ pub trait Service: Send {
     fn call(&mut self, req: &Request) -> Response;
 }
 
-/// The in-process echo service: ret = args[0].
+/// The in-process echo service: ret = `args[0]`.
 #[derive(Debug, Default)]
 pub struct Echo;
 

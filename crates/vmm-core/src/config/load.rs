@@ -95,6 +95,8 @@ struct RawService {
     kind: Spanned<String>,
     socket: Option<Spanned<String>>,
     mode: Option<Spanned<String>>,
+    count: Option<Spanned<i64>>,
+    queue: Option<Spanned<i64>>,
 }
 
 /// Reads and validates a configuration file.
@@ -418,6 +420,16 @@ fn devices(cx: &Ctx, raw: Vec<Spanned<RawDevice>>) -> Result<Vec<DeviceConfig>, 
                 Some(bdf)
             }
         };
+        if matches!(kind, DeviceKind::HypercallGateway { .. })
+            && out
+                .iter()
+                .any(|o: &DeviceConfig| matches!(o.kind, DeviceKind::HypercallGateway { .. }))
+        {
+            return cx.err(
+                d.kind.span(),
+                "a second [[device]] of kind 'hypercall-gateway': the [[hypercall.service]] routes belong to one gateway".into(),
+            );
+        }
         out.push(DeviceConfig { kind, bdf, line });
     }
     Ok(out)
@@ -440,6 +452,12 @@ fn services(
             );
         }
         let kind = s.kind.get_ref().clone();
+        if !matches!(kind.as_str(), "kv" | "echo" | "external") {
+            return cx.err(
+                s.kind.span(),
+                format!("key 'kind' in [[hypercall.service]] is '{kind}', expected 'kv', 'echo' or 'external'"),
+            );
+        }
         let external = kind == "external";
         if external && s.socket.is_none() {
             return cx.err(
@@ -454,6 +472,39 @@ fn services(
                     format!("keys 'socket' and 'mode' in [[hypercall.service]] are for kind 'external', not '{kind}'"),
                 );
             }
+            if let Some(k) = s.count.as_ref().or(s.queue.as_ref()) {
+                return cx.err(
+                    k.span(),
+                    format!("keys 'count' and 'queue' in [[hypercall.service]] are for kind 'external', not '{kind}'"),
+                );
+            }
+        }
+        let count = match kind.as_str() {
+            "kv" => 4,
+            "echo" => 1,
+            _ => cx.int(&s.count, "count", t, 1..=0x1_0000, 1)? as u32,
+        };
+        let queue = match &s.queue {
+            None => None,
+            Some(q) => Some(cx.int(&Some(q.clone()), "queue", t, 0..=63, 0)? as u16),
+        };
+        let direct = s.mode.as_ref().is_some_and(|m| m.get_ref() == "direct");
+        if direct != queue.is_some() {
+            let span = s.queue.as_ref().map_or(s.kind.span(), |q| q.span());
+            return cx.err(
+                span,
+                "key 'queue' in [[hypercall.service]] goes with mode = 'direct' (the queue handed to the backend), and only with it".into(),
+            );
+        }
+        let end = nr as u64 + count as u64;
+        if let Some(o) = out
+            .iter()
+            .find(|o| (nr as u64) < o.nr as u64 + o.count as u64 && (o.nr as u64) < end)
+        {
+            return cx.err(
+                s.nr.span(),
+                format!("[[hypercall.service]] numbers {nr:#x}..{end:#x} overlap those of the service at line {}", o.line),
+            );
         }
         if let Some(m) = &s.mode {
             if !matches!(m.get_ref().as_str(), "relay" | "direct") {
@@ -471,6 +522,8 @@ fn services(
             kind,
             socket: s.socket.map(|p| resolve(cx.file, p.get_ref())),
             mode: s.mode.map(|m| m.into_inner()),
+            count,
+            queue,
             line,
         });
     }

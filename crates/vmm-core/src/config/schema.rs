@@ -134,6 +134,10 @@ pub struct HypercallServiceConfig {
     pub socket: Option<PathBuf>,
     /// For external services, "relay" or "direct".
     pub mode: Option<String>,
+    /// How many consecutive numbers it serves (external services).
+    pub count: u32,
+    /// Direct mode: the queue handed to the backend.
+    pub queue: Option<u16>,
     /// The line of its header.
     pub line: usize,
 }

@@ -75,7 +75,7 @@ fn defaults_and_full_file() {
          [[device]]\nkind = \"irq-test\"\nbdf = \"00:03.0\"\n\
          [[device]]\nkind = \"hypercall-gateway\"\nqueues = 2\n\
          [hypercall]\nbackend_timeout_ms = 50\n\
-         [[hypercall.service]]\nnr = 256\nkind = \"external\"\nsocket = \"/tmp/s\"\nmode = \"direct\"\n"
+         [[hypercall.service]]\nnr = 256\nkind = \"external\"\nsocket = \"/tmp/s\"\nmode = \"direct\"\nqueue = 0\n"
     ));
     assert_eq!(c.serial, SerialOutput::File("configs/out.log".into()));
     assert_eq!(c.metrics_listen.unwrap().port(), 9000);
@@ -109,6 +109,15 @@ fn devices_reject_duplicates_unknown_kinds_and_foreign_keys() {
         "[[device]]\nkind = \"hypercall-gateway\"\nqueue_size = 300\n",
     ));
     assert!(e.message.contains("power of two"), "{e}");
+    let e = err(&dev(
+        "[[device]]\nkind = \"hypercall-gateway\"\n[[device]]\nkind = \"hypercall-gateway\"\n",
+    ));
+    assert_eq!(e.line, 7);
+    assert!(
+        e.message
+            .contains("a second [[device]] of kind 'hypercall-gateway'"),
+        "{e}"
+    );
     let e = err(&dev("[[device]]\nbdf = \"00:03.0\"\n"));
     assert!(
         e.message.contains("missing key 'kind' in [[device]]"),
@@ -132,6 +141,32 @@ fn services_are_validated() {
         "nr = 256\nkind = \"kv\"\n[[hypercall.service]]\nnr = 256\nkind = \"kv\"\n",
     ));
     assert!(e.message.contains("repeats 0x100"), "{e}");
+    // A kv service takes 4 numbers: 0x102 overlaps it.
+    let e = err(&svc(
+        "nr = 256\nkind = \"kv\"\n[[hypercall.service]]\nnr = 258\nkind = \"echo\"\n",
+    ));
+    assert_eq!(e.line, 8);
+    assert!(
+        e.message.contains("overlap those of the service at line 4"),
+        "{e}"
+    );
+    let e = err(&svc("nr = 256\nkind = \"teapot\"\n"));
+    assert!(e.message.contains("'teapot'"), "{e}");
+    let e = err(&svc(
+        "nr = 256\nkind = \"external\"\nsocket = \"s\"\nmode = \"direct\"\n",
+    ));
+    assert!(e.message.contains("key 'queue'"), "{e}");
+    let e = err(&svc(
+        "nr = 256\nkind = \"external\"\nsocket = \"s\"\nqueue = 1\n",
+    ));
+    assert_eq!(e.line, 8);
+    let c = ok(&svc(
+        "nr = 256\nkind = \"external\"\nsocket = \"s\"\nmode = \"direct\"\nqueue = 1\ncount = 4\n",
+    ));
+    assert_eq!(
+        (c.hypercall_services[0].count, c.hypercall_services[0].queue),
+        (4, Some(1))
+    );
 }
 
 #[test]
