@@ -78,6 +78,19 @@ static void ap_calls(u32 cpu) {
     atomic_inc(&smp_done);
 }
 
+/* Waits (up to 20 s) until the service at `base` answers LEN with OK: a backend
+ * process connects when it is ready. */
+static void wait_service(u32 base) {
+    u32 st = HC_EBUSY;
+    u64 end = now_us() + 20000000;
+    while (now_us() < end) {
+        sync_call(base + 3, 0, 0, &st);
+        if (st == HC_OK) return;
+        udelay(50000);
+    }
+    CHECK(0, "service %x never answered (status %u)", base, st);
+}
+
 static void kv_checks(const char *what, u32 base, struct hq *r) {
     u32 st;
     i64 v;
@@ -206,12 +219,14 @@ void kmain(u32 magic, void *mbi) {
 
     u32 relay = (u32)cmdline_u64("relay=", 0);
     if (relay) {
+        wait_service(relay);
         kv_checks("relay sync", relay, NULL);
         kv_checks("relay ring", relay, r0);
         printf("hc-check: relay ok\n");
     }
     u32 direct = (u32)cmdline_u64("direct=", 0);
     if (direct) {
+        wait_service(direct);
         u16 dq = (u16)cmdline_u64("dq=", 2);
         struct hq *rd = &queues[dq % 8];
         CHECK(hq_init(&gw, rd, dq, 0xFFFF, 0), "direct queue %u did not enable", dq);
@@ -228,6 +243,7 @@ void kmain(u32 magic, void *mbi) {
     }
     u32 kill = (u32)cmdline_u64("kill=", 0);
     if (kill) {
+        wait_service(kill);
         printf("hc-check: kill phase\n");
         u32 busy = 0, ok_after = 0;
         u64 end = now_us() + 60000000;

@@ -5,6 +5,7 @@
 
 mod boot;
 mod common;
+mod hypercall;
 mod irq;
 mod monitor;
 mod pci;
