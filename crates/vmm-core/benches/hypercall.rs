@@ -43,11 +43,13 @@ fn main() {
         &format!("n={n} k={k} kv=256 relay=768 direct=1024 dq=2"),
         &extra,
     );
-    let mut r = backend(&relay, "relay");
-    let mut d = backend(&direct, "direct");
+    let r = backend(&relay, "relay");
+    let d = backend(&direct, "direct");
     let out = kvmbus(&cfg, &[]);
-    let _ = r.kill();
-    let _ = d.kill();
+    for mut b in [r, d] {
+        let _ = b.kill();
+        let _ = b.wait();
+    }
     let khz = figure(&out, "hc-bench: tsc", " kHz");
     let us = |cycles: f64| cycles / khz * 1000.0;
     println!(
