@@ -54,6 +54,45 @@ fn n_triggered_n_handled_masking_retargeting_and_msi() {
 }
 
 #[test]
+fn the_signal_msi_fallback_keeps_the_same_semantics() {
+    if !kvm_or_skip("the_signal_msi_fallback_keeps_the_same_semantics") {
+        return;
+    }
+    let d = scratch("irqsig");
+    let body = irq_config(2, "n=500", "").replace(
+        "[[device]]",
+        "[pci]\nmsi_delivery = \"signal-msi\"\n[[device]]",
+    );
+    let cfg = config(&d, "i", &body);
+    let check = run_with_deadline(kvmbus().arg("check").arg(&cfg), T);
+    assert!(
+        stdout(&check).contains("msi_delivery=signal-msi"),
+        "{}",
+        stdout(&check)
+    );
+    let out = run_with_deadline(kvmbus().arg("run").arg(&cfg), T);
+    let text = stdout(&out);
+    assert!(!text.contains("FAIL"), "{text}");
+    assert!(
+        text.contains("irq-check: paced ok: 500 interrupts"),
+        "{text}"
+    );
+    for part in [
+        "mask ok",
+        "retarget ok",
+        "msi ok",
+        "cpus ok: 2 cpus",
+        "0 failures",
+    ] {
+        assert!(
+            text.contains(&format!("irq-check: {part}")),
+            "{part}: {text}"
+        );
+    }
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+#[test]
 fn four_vcpus_each_receive_their_own_vectors() {
     if !kvm_or_skip("four_vcpus_each_receive_their_own_vectors") {
         return;

@@ -320,7 +320,11 @@ fn describe(c: &Config, entry: u64, kvm_note: &str) -> String {
         c.metrics_listen
             .map_or("off".to_string(), |a| a.to_string())
     );
-    s += &format!("pci:         ecam_base={:#x}\n", c.ecam_base);
+    s += &format!(
+        "pci:         ecam_base={:#x} msi_delivery={}\n",
+        c.ecam_base,
+        if c.msi_signal { "signal-msi" } else { "irqfd" }
+    );
     for d in &c.devices {
         let at = d
             .bdf

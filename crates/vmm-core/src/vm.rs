@@ -130,12 +130,12 @@ pub fn load_guest(config: &Config, mem: &GuestMemoryMmap) -> Result<loader::Load
 pub fn open_kvm() -> Result<Kvm> {
     let kvm =
         Kvm::new().map_err(|e| Error::KvmUnavailable(format!("cannot open /dev/kvm: {e}")))?;
+    // Without IRQ routing or irqfd, MSIs fall back to KVM_SIGNAL_MSI (see build_pci).
     for (cap, name) in [
         (Cap::Irqchip, "in-kernel irqchip"),
         (Cap::UserMemory, "user memory"),
-        (Cap::IrqRouting, "IRQ routing"),
-        (Cap::Irqfd, "irqfd"),
         (Cap::Ioeventfd, "ioeventfd"),
+        (Cap::SignalMsi, "KVM_SIGNAL_MSI"),
     ] {
         if !kvm.check_extension(cap) {
             return Err(Error::KvmUnavailable(format!("KVM lacks {name}")));
@@ -208,9 +208,13 @@ impl Vm {
             what: "eventfd".into(),
             source: e,
         })?);
-        vm_fd
-            .register_irqfd(&serial_irq, COM1_GSI)
-            .map_err(kvm_err("KVM_IRQFD"))?;
+        if kvm.check_extension(Cap::Irqfd) {
+            vm_fd
+                .register_irqfd(&serial_irq, COM1_GSI)
+                .map_err(kvm_err("KVM_IRQFD"))?;
+        } else {
+            log::warn!("KVM lacks irqfd: the UART raises no interrupts (guests must poll)");
+        }
         let serial = Arc::new(SerialConsole::new(
             serial_irq,
             SerialSink::open(&config.serial)?,
@@ -417,7 +421,16 @@ fn build_pci(
         RouterConfig {
             vm: config.name.clone(),
             max_routes: kvm.check_extension_int(Cap::IrqRouting).max(0) as u32,
-            mode: DeliveryMode::Irqfd,
+            // irqfd on MSI routes where KVM has them; else (or when the config asks)
+            // a router thread injects with KVM_SIGNAL_MSI.
+            mode: if config.msi_signal
+                || !kvm.check_extension(Cap::IrqRouting)
+                || !kvm.check_extension(Cap::Irqfd)
+            {
+                DeliveryMode::SignalMsi
+            } else {
+                DeliveryMode::Irqfd
+            },
         },
     )
     .map_err(irq_err)?;

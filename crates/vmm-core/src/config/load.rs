@@ -66,6 +66,7 @@ struct RawMetrics {
 #[serde(deny_unknown_fields)]
 struct RawPci {
     ecam_base: Option<Spanned<i64>>,
+    msi_delivery: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -270,7 +271,23 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
         }
     }
 
-    let ecam = raw.pci.and_then(|p| p.ecam_base);
+    let (ecam, delivery) = match raw.pci {
+        Some(p) => (p.ecam_base, p.msi_delivery),
+        None => (None, None),
+    };
+    let msi_signal = match delivery {
+        None => false,
+        Some(d) => match d.get_ref().as_str() {
+            "irqfd" => false,
+            "signal-msi" => true,
+            other => return cx.err(
+                d.span(),
+                format!(
+                    "key 'msi_delivery' in [pci] is '{other}', expected 'irqfd' or 'signal-msi'"
+                ),
+            ),
+        },
+    };
     let ecam_base = cx.int(
         &ecam,
         "ecam_base",
@@ -315,6 +332,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
         serial,
         metrics_listen,
         ecam_base,
+        msi_signal,
         devices,
         hypercall_services,
         backend_timeout_ms,

@@ -24,6 +24,9 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// `[pci] ecam_base`.
     pub ecam_base: u64,
+    /// `[pci] msi_delivery`: force KVM_SIGNAL_MSI delivery instead of irqfd routes
+    /// (what kvmbus falls back to where KVM lacks irqfd routing).
+    pub msi_signal: bool,
     /// `[[device]]` tables in file order.
     pub devices: Vec<DeviceConfig>,
     /// `[[hypercall.service]]` tables.
