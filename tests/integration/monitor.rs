@@ -354,3 +354,32 @@ fn tmux_drives_top_attached_to_a_running_vm() {
         stdout(&out)
     );
 }
+
+#[test]
+fn top_exits_when_its_terminal_goes_away() {
+    if !kvm_or_skip("top_exits_when_its_terminal_goes_away") {
+        return;
+    }
+    let d = scratch("tophup");
+    let demo = Demo::start(&d);
+    let t = Tmux::start(
+        "tophup",
+        &format!(
+            "{} top 127.0.0.1:{}",
+            env!("CARGO_BIN_EXE_kvmbus"),
+            demo.port
+        ),
+    );
+    t.wait_for("exits user");
+    let pid: i32 = t.display("#{pane_pid}").parse().unwrap();
+    drop(t); // kill-session: the pty goes away, the process gets SIGHUP
+    let start = Instant::now();
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "kvmbus top outlived its terminal"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

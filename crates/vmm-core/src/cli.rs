@@ -250,13 +250,24 @@ fn top(urls: Vec<String>, once: bool, refresh: f64) -> i32 {
             }
         };
     }
-    let stop = match monitor::stop_on_signals() {
+    let signals = match monitor::stop_on_signals() {
         Ok(rx) => rx,
         Err(e) => {
             eprintln!("kvmbus: {e}");
             return exit_code::VMM_ERROR;
         }
     };
+    // SIGHUP (the terminal went away), SIGINT or SIGTERM stop the dashboard. If it does
+    // not return within 2 s (input from a hung-up terminal can keep it from ever seeing
+    // the stop), the process exits anyway rather than spin on a dead terminal.
+    let (stop_tx, stop) = crossbeam_channel::bounded::<()>(1);
+    std::thread::spawn(move || {
+        if signals.recv().is_ok() {
+            let _ = stop_tx.send(());
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            std::process::exit(exit_code::SIGNAL_BASE + libc::SIGHUP);
+        }
+    });
     let opts = monitor::TuiOptions {
         refresh: std::time::Duration::from_secs_f64(refresh.clamp(0.1, 3600.0)),
     };

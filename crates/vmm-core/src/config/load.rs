@@ -280,12 +280,14 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
         Some(d) => match d.get_ref().as_str() {
             "irqfd" => false,
             "signal-msi" => true,
-            other => return cx.err(
-                d.span(),
-                format!(
+            other => {
+                return cx.err(
+                    d.span(),
+                    format!(
                     "key 'msi_delivery' in [pci] is '{other}', expected 'irqfd' or 'signal-msi'"
                 ),
-            ),
+                )
+            }
         },
     };
     let ecam_base = cx.int(

@@ -23,3 +23,6 @@ pub use platform::PciPlatform;
 pub const CAM_PORT: u16 = 0xcf8;
 /// Size of the ECAM window (256 buses of 1 MiB).
 pub const ECAM_SIZE: u64 = 256 << 20;
+
+#[cfg(test)]
+mod tests;
