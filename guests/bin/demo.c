@@ -57,11 +57,7 @@ static void ap_work(u32 cpu) {
 }
 
 void kmain(u32 magic, void *mbi) {
-    serial_init();
-    mb_init(magic, mbi);
-    idt_init();
-    time_init();
-    lapic_enable();
+    boot_init(magic, mbi);
     struct pci_fn fns[32];
     u32 nfn = pci_enumerate(fns, 32);
     for (u32 i = 0; i < nfn && i < 32; i++)

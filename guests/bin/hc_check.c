@@ -106,11 +106,7 @@ static void kv_checks(const char *what, u32 base, struct hq *r) {
 }
 
 void kmain(u32 magic, void *mbi) {
-    serial_init();
-    mb_init(magic, mbi);
-    idt_init();
-    time_init();
-    lapic_enable();
+    boot_init(magic, mbi);
     if (!hc_open(&gw)) { printf("FAIL no hypercall gateway\n"); debug_exit(1); }
     printf("hc-check: gateway %02x:%02x.%u io %x, %u queues of up to %u\n", gw.bus, gw.dev, gw.fn, gw.io,
            gw.queues, gw.max_queue);

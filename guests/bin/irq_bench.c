@@ -13,11 +13,7 @@ static volatile u32 handled;
 static void on_irq(u32 vector) { (void)vector; stamp = rdtsc(); handled++; }
 
 void kmain(u32 magic, void *mbi) {
-    serial_init();
-    mb_init(magic, mbi);
-    idt_init();
-    time_init();
-    lapic_enable();
+    boot_init(magic, mbi);
     struct irqt t;
     if (!irqt_open(&t)) { printf("irq-bench: no irq-test device\n"); debug_exit(1); }
     idt_set_handler(0x40, on_irq);

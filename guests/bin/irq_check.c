@@ -16,11 +16,7 @@ static u32 failures;
 static void ap_idle(u32 cpu) { (void)cpu; }
 
 void kmain(u32 magic, void *mbi) {
-    serial_init();
-    mb_init(magic, mbi);
-    idt_init();
-    time_init();
-    lapic_enable();
+    boot_init(magic, mbi);
     u32 cpus = smp_start(ap_idle);
     struct irqt t;
     if (!irqt_open(&t)) { printf("FAIL no irq-test device\n"); debug_exit(1); }

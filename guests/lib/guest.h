@@ -57,6 +57,10 @@ void debug_exit(u8 code) __attribute__((noreturn));
 void poweroff(void) __attribute__((noreturn));
 extern void halt_forever(void) __attribute__((noreturn));
 
+/* boot.c: serial, multiboot info, IDT, TSC calibration and the local APIC of the boot
+ * CPU: what most guests do first. */
+void boot_init(u32 magic, void *mbi);
+
 /* multiboot.c */
 struct mb_info;
 void mb_init(u32 magic, struct mb_info *mbi);

@@ -12,13 +12,7 @@ fn hello_prints_and_exits_through_debug_exit() {
     if !kvm_or_skip("hello_prints_and_exits_through_debug_exit") {
         return;
     }
-    let d = scratch("hello");
-    let out = run_with_deadline(
-        kvmbus()
-            .arg("run")
-            .arg(config(&d, "h", &builtin("hello", 1, ""))),
-        T,
-    );
+    let out = run_vm("hello", &builtin("hello", 1, ""), T);
     assert_eq!(stdout(&out), "Hello from a kvmbus guest!\n");
     assert_eq!(out.status.code(), Some(1), "(0 << 1) | 1; {}", stderr(&out));
 }
@@ -91,13 +85,7 @@ fn sigterm_mid_run_stops_cleanly() {
     }
     let d = scratch("sigterm");
     let cfg = config(&d, "demo", &builtin("demo", 2, ""));
-    let mut child = kvmbus()
-        .arg("run")
-        .arg(&cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_vm(&cfg, &[]);
     let seen = wait_for_output(&mut child, "demo: t=1s", Duration::from_secs(30));
     assert!(seen.contains("2 of 2 cpus online"), "{seen}");
     // SAFETY: plain kill(2) of our own child process.
@@ -121,13 +109,7 @@ fn triple_fault_stops_with_code_4_and_a_reason() {
     if !kvm_or_skip("triple_fault_stops_with_code_4_and_a_reason") {
         return;
     }
-    let d = scratch("tf");
-    let out = run_with_deadline(
-        kvmbus()
-            .arg("run")
-            .arg(config(&d, "tf", &builtin("triple-fault", 1, ""))),
-        T,
-    );
+    let out = run_vm("tf", &builtin("triple-fault", 1, ""), T);
     assert_eq!(out.status.code(), Some(4));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "one line on stderr: {err}");

@@ -109,3 +109,22 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Writes `body` as a config in a scratch directory named `name` and runs it to its
+/// end with `kvmbus run` (a hang past `limit` fails the test).
+pub fn run_vm(name: &str, body: &str, limit: Duration) -> Output {
+    let d = scratch(name);
+    run_with_deadline(kvmbus().arg("run").arg(config(&d, name, body)), limit)
+}
+
+/// Starts `kvmbus run <cfg> <extra...>` with stdout and stderr piped.
+pub fn spawn_vm(cfg: &std::path::Path, extra: &[&str]) -> Child {
+    kvmbus()
+        .arg("run")
+        .arg(cfg)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kvmbus")
+}

@@ -57,13 +57,7 @@ fn one_million_ring_echoes_sync_equals_ring_and_bad_input() {
     if !kvm_or_skip("one_million_ring_echoes_sync_equals_ring_and_bad_input") {
         return;
     }
-    let d = scratch("hc1m");
-    let out = run_with_deadline(
-        kvmbus()
-            .arg("run")
-            .arg(config(&d, "hc", &hc_config(1, "ring=1000000 kv=256", ""))),
-        T,
-    );
+    let out = run_vm("hc1m", &hc_config(1, "ring=1000000 kv=256", ""), T);
     let text = stdout(&out);
     passed(
         &text,
@@ -169,13 +163,7 @@ fn a_killed_backend_gives_ebusy_and_a_new_one_serves_again() {
         sock.display()
     );
     let cfg = config(&d, "hc", &hc_config(1, "ring=100 kill=768", &services));
-    let mut vm = kvmbus()
-        .arg("run")
-        .arg(&cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut vm = spawn_vm(&cfg, &[]);
     let backend = Backend::start(&sock, "relay");
     let mut seen = wait_for_output(&mut vm, "hc-check: kill phase", T);
     std::thread::sleep(Duration::from_millis(500));

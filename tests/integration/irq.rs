@@ -1,7 +1,6 @@
 //! Interrupts are file descriptors: the irq-check guest drives the irq-test device on
 //! real KVM and counts what its handlers see.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::*;
@@ -42,13 +41,7 @@ fn n_triggered_n_handled_masking_retargeting_and_msi() {
     if !kvm_or_skip("n_triggered_n_handled_masking_retargeting_and_msi") {
         return;
     }
-    let d = scratch("irq1");
-    let out = run_with_deadline(
-        kvmbus()
-            .arg("run")
-            .arg(config(&d, "i", &irq_config(1, "n=2000", ""))),
-        T,
-    );
+    let out = run_vm("irq1", &irq_config(1, "n=2000", ""), T);
     check_all(&stdout(&out), 1);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
@@ -97,13 +90,7 @@ fn four_vcpus_each_receive_their_own_vectors() {
     if !kvm_or_skip("four_vcpus_each_receive_their_own_vectors") {
         return;
     }
-    let d = scratch("irq4");
-    let out = run_with_deadline(
-        kvmbus()
-            .arg("run")
-            .arg(config(&d, "i", &irq_config(4, "n=2000", ""))),
-        T,
-    );
+    let out = run_vm("irq4", &irq_config(4, "n=2000", ""), T);
     check_all(&stdout(&out), 4);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
@@ -124,13 +111,7 @@ fn a_second_process_raises_the_interrupt_through_the_passed_fd() {
             &format!("socket = \"{}\"\n", sock.display()),
         ),
     );
-    let mut child = kvmbus()
-        .arg("run")
-        .arg(&cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_vm(&cfg, &[]);
     let mut seen = wait_for_output(&mut child, "waiting for an external trigger", T);
     // A vector the device does not have is refused.
     let bad = run_with_deadline(
