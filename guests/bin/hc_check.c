@@ -8,7 +8,8 @@
  *  smp      with `smp`, one queue per vCPU, each vCPU `percpu=N` ECHO calls
  *  relay    with `relay=BASE`: the external KV service over the sync path and a ring
  *  direct   with `direct=BASE dq=Q`: the same through the queue the backend owns
- *  kill     with `kill=BASE`: call LEN until EBUSY shows up, then until OK again */
+ *  kill     with `kill=BASE`: call LEN until EBUSY shows up, then until OK again
+ * `hold=MS` keeps the VM up that long before it exits. */
 #include "../lib/guest.h"
 #include "../lib/hc.h"
 #include "../lib/irqt.h"
@@ -252,6 +253,8 @@ void kmain(u32 magic, void *mbi) {
         CHECK(busy && ok_after, "kill: %u EBUSY, %u OK after", busy, ok_after);
         printf("hc-check: kill ok: %u EBUSY then served again\n", busy);
     }
+    /* `hold=MS`: stay up a while (for a test to scrape the VM's metrics). */
+    udelay(cmdline_u64("hold=", 0) * 1000);
     printf("hc-check: %u failures\n", failures);
     debug_exit((u8)failures);
 }

@@ -107,7 +107,11 @@ fn external_backends_relay_and_direct() {
     let cfg = config(
         &d,
         "hc",
-        &hc_config(1, "ring=1000 relay=768 direct=1024 dq=2", &services),
+        &hc_config(
+            1,
+            "ring=1000 relay=768 direct=1024 dq=2 hold=5000",
+            &services,
+        ),
     );
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -126,22 +130,31 @@ fn external_backends_relay_and_direct() {
     let _r = Backend::start(&relay, "relay");
     let _d = Backend::start(&direct, "direct");
     let mut seen = wait_for_output(&mut vm, "hc-check: direct ok", T);
-    // The direct backend served its queue itself and reported it (path="direct").
-    let scrape = std::process::Command::new("curl")
-        .args(["-sf", &format!("http://127.0.0.1:{port}/metrics")])
-        .output()
-        .unwrap();
-    let scrape = String::from_utf8_lossy(&scrape.stdout);
+    // The direct backend served its queue itself and reported it (path="direct"); its
+    // STATS arrive asynchronously, so look a few times while the guest holds.
+    let has = |scrape: &str, path: &str| {
+        scrape.lines().any(|l| {
+            l.starts_with("kvmbus_hypercalls_total{") && l.contains(&format!("path=\"{path}\""))
+        })
+    };
+    let mut scrape = String::new();
+    for _ in 0..40 {
+        let o = std::process::Command::new("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{port}/metrics")])
+            .output()
+            .unwrap();
+        scrape = String::from_utf8_lossy(&o.stdout).into_owned();
+        if has(&scrape, "direct") && has(&scrape, "relay") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(
-        scrape
-            .lines()
-            .any(|l| l.starts_with("kvmbus_hypercalls_total{") && l.contains("path=\"direct\"")),
+        has(&scrape, "direct"),
         "no direct-path hypercalls in the metrics"
     );
     assert!(
-        scrape
-            .lines()
-            .any(|l| l.starts_with("kvmbus_hypercalls_total{") && l.contains("path=\"relay\"")),
+        has(&scrape, "relay"),
         "no relayed hypercalls in the metrics"
     );
     let out = vm.wait_with_output().unwrap();
