@@ -7,7 +7,6 @@
 #include "../lib/hc.h"
 
 static volatile u64 work[MAX_CPUS];
-static volatile u64 irqs_fired;
 static struct irqt irqt;
 static int have_irqt;
 static volatile u32 irq_cpu = 0xFFFFFFFF;
@@ -42,7 +41,6 @@ static void irq_round(void) {
     u32 before = irq_total(0x40);
     irqt_fire(&irqt, 0, 1);
     irq_wait_halt(0x40, before + 1);
-    irqs_fired++;
 }
 
 static void ap_work(u32 cpu) {

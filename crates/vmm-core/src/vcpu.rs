@@ -103,21 +103,6 @@ impl ExitMetrics {
             timed,
         }
     }
-
-    /// Handles that record nothing.
-    pub fn disabled() -> ExitMetrics {
-        ExitMetrics {
-            counts: ExitReason::ALL
-                .iter()
-                .map(|_| metrics::Counter::noop())
-                .collect(),
-            times: ExitReason::ALL
-                .iter()
-                .map(|_| metrics::Histogram::noop())
-                .collect(),
-            timed: false,
-        }
-    }
 }
 
 /// What a vCPU needs to handle its exits.

@@ -26,9 +26,14 @@ fn read32(p: &PciPlatform, bdf: Bdf, reg: u16) -> u32 {
     u32::from_le_bytes(b)
 }
 
-fn write32(p: &PciPlatform, bdf: Bdf, reg: u16, v: u32) {
-    let events = p.bus().ecam_write(ecam_offset(bdf, reg), &v.to_le_bytes());
+/// A config write of `data` (2 or 4 bytes) whose events are applied like a guest's.
+fn write(p: &PciPlatform, bdf: Bdf, reg: u16, data: &[u8]) {
+    let events = p.bus().ecam_write(ecam_offset(bdf, reg), data);
     p.apply(&events);
+}
+
+fn write32(p: &PciPlatform, bdf: Bdf, reg: u16, v: u32) {
+    write(p, bdf, reg, &v.to_le_bytes());
 }
 
 fn align_up(v: u64, a: u64) -> u64 {
@@ -85,11 +90,8 @@ pub fn assign_resources(p: &PciPlatform, mem_end: u64) -> Result<()> {
             }
         }
         // COMMAND: I/O space, memory space, bus master.
-        let cmd = read32(p, bdf, 0x04) & 0xffff;
-        let events = p
-            .bus()
-            .ecam_write(ecam_offset(bdf, 0x04), &((cmd | 0x7) as u16).to_le_bytes());
-        p.apply(&events);
+        let cmd = read32(p, bdf, 0x04) as u16;
+        write(p, bdf, 0x04, &(cmd | 0x7).to_le_bytes());
     }
     Ok(())
 }
