@@ -63,6 +63,17 @@ pub enum Error {
     /// A thread panicked while the dashboard ran; the terminal was restored.
     #[error("a thread panicked; the dashboard stopped")]
     Panicked,
+    /// A service-discovery file could not be written or removed.
+    #[error("SD file {path}: {what}")]
+    Sd {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The terminal could not be set up, drawn or restored.
     #[error("terminal error")]
     Terminal(#[source] std::io::Error),
