@@ -43,6 +43,9 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         refresh: f64,
     },
+    /// Prometheus service discovery of this host's VMs.
+    #[command(subcommand)]
+    Sd(SdCommand),
     /// Validate a configuration and print it resolved.
     Check {
         /// The TOML configuration.
@@ -85,6 +88,20 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum SdCommand {
+    /// Serve the SD directory's `<vm>.json` files for Prometheus' `http_sd_configs`
+    /// until SIGINT/SIGTERM.
+    Serve {
+        /// The directory VMs register in (`[metrics] sd_dir`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address to serve on; loopback unless another address is given here.
+        #[arg(long, value_name = "ADDR", default_value = monitor::SD_DEFAULT_LISTEN)]
+        listen: SocketAddr,
+    },
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -95,6 +112,7 @@ pub fn main() -> i32 {
             metrics,
         } => run(config, tui, metrics),
         Command::Check { config } => check(config),
+        Command::Sd(SdCommand::Serve { dir, listen }) => sd_serve(dir, listen),
         Command::Top {
             urls,
             once,
@@ -278,6 +296,25 @@ fn top(urls: Vec<String>, once: bool, refresh: f64) -> i32 {
             exit_code::VMM_ERROR
         }
     }
+}
+
+fn sd_serve(dir: PathBuf, listen: SocketAddr) -> i32 {
+    let signals = match monitor::stop_on_signals() {
+        Ok(rx) => rx,
+        Err(e) => {
+            eprintln!("kvmbus: {e}");
+            return exit_code::VMM_ERROR;
+        }
+    };
+    match monitor::serve_sd(dir, listen) {
+        Ok(addr) => eprintln!("kvmbus: serving http_sd targets on http://{addr}/targets"),
+        Err(e) => {
+            eprintln!("kvmbus: {e}");
+            return exit_code::VMM_ERROR;
+        }
+    }
+    let _ = signals.recv();
+    0
 }
 
 fn check(path: PathBuf) -> i32 {
