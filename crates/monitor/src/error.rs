@@ -63,6 +63,12 @@ pub enum Error {
     /// A thread panicked while the dashboard ran; the terminal was restored.
     #[error("a thread panicked; the dashboard stopped")]
     Panicked,
+    /// A `--match` selector is not `{label matchers}`.
+    #[error("bad selector {0:?}; expected {{label=\"value\", ...}}")]
+    BadSelector(String),
+    /// A Prometheus server's answer was unusable.
+    #[error("Prometheus: {0}")]
+    Prometheus(String),
     /// A service-discovery file could not be written or removed.
     #[error("SD file {path}: {what}")]
     Sd {
