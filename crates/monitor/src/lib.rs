@@ -34,8 +34,12 @@ pub use error::{Error, Result};
 pub use exporter::{Exporter, DEFAULT_LISTEN, LATENCY_BUCKETS};
 pub use kvm_stats::{get_stats_fd, spawn_stats_sampler, KvmStats, StatsScope};
 pub use promql::PromQuery;
+/// The regex type of [`LogOptions::fields`].
+pub use regex::Regex;
 pub use sd::{read_targets, targets_json, SdRegistration, TargetGroup};
 pub use sd_serve::{serve_sd, SD_DEFAULT_LISTEN};
 pub use signals::stop_on_signals;
 pub use source::{Fetched, Source};
-pub use tui::{run_tui, snapshot_text, snapshot_text_with, TuiOptions};
+pub use tui::{
+    run_log, run_tui, snapshot_text, snapshot_text_opts, snapshot_text_with, LogOptions, TuiOptions,
+};

@@ -42,6 +42,24 @@ enum Command {
         /// Seconds between refreshes.
         #[arg(long, default_value_t = 1.0)]
         refresh: f64,
+        /// Read every VM from a Prometheus server's HTTP API instead of endpoints.
+        #[arg(long, value_name = "URL", conflicts_with = "urls")]
+        prometheus: Option<String>,
+        /// With --prometheus: label matchers choosing VMs, e.g. '{host=~"a|b"}'.
+        #[arg(long = "match", value_name = "SELECTOR", requires = "prometheus")]
+        selector: Option<String>,
+        /// Logging mode, as kvm_stat -l: a line of per-interval increases per refresh.
+        #[arg(short = 'l', long, conflicts_with = "once")]
+        log: bool,
+        /// Logging mode with comma-separated values.
+        #[arg(long, conflicts_with = "once")]
+        csv: bool,
+        /// Leave out lines (--log) or rows (--once) whose values are all zero.
+        #[arg(short = 'z', long)]
+        skip_zero: bool,
+        /// Only log fields whose name (e.g. demo.exits_io) matches this regex.
+        #[arg(long, value_name = "REGEX")]
+        fields: Option<String>,
     },
     /// Prometheus service discovery of this host's VMs.
     #[command(subcommand)]
@@ -117,7 +135,23 @@ pub fn main() -> i32 {
             urls,
             once,
             refresh,
-        } => top(urls, once, refresh),
+            prometheus,
+            selector,
+            log,
+            csv,
+            skip_zero,
+            fields,
+        } => top(TopArgs {
+            urls,
+            once,
+            refresh,
+            prometheus,
+            selector,
+            log: log || csv,
+            csv,
+            skip_zero,
+            fields,
+        }),
         Command::Image { name, output, list } => image(name, output, list),
         Command::Backend { socket, mode } => backend(socket, &mode),
         Command::IrqTrigger {
@@ -243,21 +277,66 @@ fn spawn_dashboard(
     (tx, thread)
 }
 
-fn top(urls: Vec<String>, once: bool, refresh: f64) -> i32 {
-    let urls = if urls.is_empty() {
-        vec![monitor::DEFAULT_LISTEN.to_string()]
-    } else {
-        urls
+/// `kvmbus top`'s arguments.
+struct TopArgs {
+    urls: Vec<String>,
+    once: bool,
+    refresh: f64,
+    prometheus: Option<String>,
+    selector: Option<String>,
+    log: bool,
+    csv: bool,
+    skip_zero: bool,
+    fields: Option<String>,
+}
+
+fn top(a: TopArgs) -> i32 {
+    let source = match &a.prometheus {
+        Some(url) => monitor::Source::prometheus(url, a.selector.as_deref()),
+        None if a.urls.is_empty() => monitor::Source::http(vec![monitor::DEFAULT_LISTEN.into()]),
+        None => monitor::Source::http(a.urls),
     };
-    let source = match monitor::Source::http(urls) {
+    let fields = match a.fields.as_deref().map(monitor::Regex::new).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("kvmbus: --fields: {e}");
+            return exit_code::CONFIG;
+        }
+    };
+    let source = match source {
         Ok(s) => s,
         Err(e) => {
             eprintln!("kvmbus: {e}");
             return exit_code::CONFIG;
         }
     };
-    if once {
-        return match monitor::snapshot_text(&source) {
+    let refresh = std::time::Duration::from_secs_f64(a.refresh.clamp(0.1, 3600.0));
+    if a.log {
+        let opts = monitor::LogOptions {
+            interval: refresh,
+            csv: a.csv,
+            skip_zero: a.skip_zero,
+            fields,
+            lines: None,
+        };
+        let stop = match monitor::stop_on_signals() {
+            Ok(rx) => rx,
+            Err(e) => {
+                eprintln!("kvmbus: {e}");
+                return exit_code::VMM_ERROR;
+            }
+        };
+        return match monitor::run_log(&source, &opts, &mut std::io::stdout(), &stop) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("kvmbus: {e}");
+                exit_code::VMM_ERROR
+            }
+        };
+    }
+    if a.once {
+        let interval = std::time::Duration::from_secs(1);
+        return match monitor::snapshot_text_opts(&source, interval, a.skip_zero) {
             Ok(text) => {
                 print!("{text}");
                 0
@@ -287,7 +366,8 @@ fn top(urls: Vec<String>, once: bool, refresh: f64) -> i32 {
         }
     });
     let opts = monitor::TuiOptions {
-        refresh: std::time::Duration::from_secs_f64(refresh.clamp(0.1, 3600.0)),
+        refresh,
+        ..Default::default()
     };
     match monitor::run_tui(source, opts, stop) {
         Ok(()) => 0,
