@@ -5,6 +5,7 @@
 
 mod boot;
 mod common;
+mod fleet;
 mod hypercall;
 mod irq;
 mod monitor;

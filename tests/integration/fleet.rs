@@ -1,0 +1,217 @@
+//! The fleet view end to end: two kvmbus VMs registered for Prometheus' file_sd, a real
+//! Prometheus server scraping them (with docs/prometheus/recording.yml loaded), and
+//! `kvmbus top --prometheus --once` reading both back through PromQL; a VM that exits
+//! disappears. Every query of docs/prometheus/grafana-dashboard.json returns data.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn docs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/prometheus")
+}
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The demo guest with the interrupt test device and the hypercall gateway, as
+/// configs/demo.toml, named `name`.
+fn demo_config(name: &str) -> String {
+    format!(
+        "[vm]\nname = \"{name}\"\nvcpus = 2\nmemory_mib = 64\n\
+         [boot]\nkind = \"builtin\"\nimage = \"builtin:demo\"\n\
+         [serial]\noutput = \"none\"\n\
+         [[device]]\nkind = \"irq-test\"\nbdf = \"00:03.0\"\n\
+         [[device]]\nkind = \"hypercall-gateway\"\nbdf = \"00:04.0\"\nqueues = 2\nmsix_vectors = 2\n\
+         [[hypercall.service]]\nnr = 0x100\nkind = \"kv\"\n"
+    )
+}
+
+/// Starts VM `name` serving metrics on a free port and registers it in `sd`.
+fn start_vm(dir: &Path, sd: &Path, name: &str) -> (Proc, monitor::SdRegistration) {
+    let port = free_port();
+    let child = kvmbus()
+        .arg("run")
+        .arg(config(dir, name, &demo_config(name)))
+        .args(["--metrics", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reg =
+        monitor::SdRegistration::create(sd, name, &format!("127.0.0.1:{port}"), &[("vcpus", "2")])
+            .unwrap();
+    (Proc(child), reg)
+}
+
+fn curl(url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "5", url])
+        .output()
+        .expect("curl (scripts/setup.sh installs it)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn top_once(web: u16) -> String {
+    let out = run_with_deadline(
+        kvmbus().args([
+            "top",
+            "--prometheus",
+            &format!("http://127.0.0.1:{web}"),
+            "--match",
+            r#"{job="kvmbus"}"#,
+            "--once",
+        ]),
+        Duration::from_secs(30),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `f` until it returns `Some`, panicking with `what` and the last value at `deadline`.
+fn wait<T>(deadline: Instant, what: &str, mut f: impl FnMut() -> (Option<T>, String)) -> T {
+    loop {
+        let (v, last) = f();
+        if let Some(v) = v {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {what}; last:\n{last}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The query strings of every panel target in the Grafana dashboard, `$vm` as "all".
+fn dashboard_queries() -> Vec<String> {
+    let text = std::fs::read_to_string(docs().join("grafana-dashboard.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let panels = v["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 8, "a fuller dashboard");
+    let mut out = Vec::new();
+    for p in panels {
+        for t in p["targets"].as_array().expect("targets") {
+            let expr = t["expr"].as_str().expect("expr");
+            out.push(expr.replace("$vm", ".+"));
+        }
+    }
+    out
+}
+
+#[test]
+fn prometheus_fleet_view_over_file_sd() {
+    if !kvm_or_skip("prometheus_fleet_view_over_file_sd") {
+        return;
+    }
+    let d = scratch("fleet");
+    let sd = d.join("sd");
+    std::fs::create_dir_all(&sd).unwrap();
+    let (_alpha, _alpha_sd) = start_vm(&d, &sd, "alpha");
+    let (mut beta, beta_sd) = start_vm(&d, &sd, "beta");
+    let web = free_port();
+    let yml = d.join("prometheus.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - {}\n\
+             scrape_configs:\n  - job_name: kvmbus\n    file_sd_configs:\n      \
+             - files: ['{}/*.json']\n        refresh_interval: 1s\n",
+            docs().join("recording.yml").display(),
+            sd.display()
+        ),
+    )
+    .unwrap();
+    let _prom = Proc(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", yml.display()))
+            .arg(format!("--storage.tsdb.path={}", d.join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (scripts/setup.sh installs it)"),
+    );
+    let deadline = Instant::now() + LIMIT;
+
+    // Both VMs, with figures, through PromQL.
+    let text = wait(deadline, "top --prometheus shows both VMs", || {
+        let t = top_once(web);
+        // Rates need both scrapes of `--once` to find the series.
+        let rated = t
+            .lines()
+            .filter(|l| l.trim_start().starts_with("io "))
+            .filter(|l| {
+                l.split_whitespace()
+                    .nth(2)
+                    .and_then(|r| r.parse::<f64>().ok())
+                    .is_some_and(|r| r > 0.0)
+            })
+            .count();
+        let ok = t.contains("vm alpha  state running")
+            && t.contains("vm beta  state running")
+            && rated == 2;
+        (ok.then(|| t.clone()), t)
+    });
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("hypercall-gw") || l.contains("irq-test")),
+        "interrupt rows:\n{text}"
+    );
+
+    // Every dashboard query returns data from this server (recording rules included).
+    for q in dashboard_queries() {
+        let url = format!("http://127.0.0.1:{web}/api/v1/query?query={}", encode(&q));
+        wait(deadline, &format!("data for {q}"), || {
+            let body = curl(&url);
+            let ok = body.contains("\"status\":\"success\"") && body.contains("\"metric\":");
+            (ok.then_some(()), body)
+        });
+    }
+
+    // beta exits (SIGTERM) and unregisters; it disappears, alpha stays.
+    let pid = beta.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = beta.0.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "SIGTERM exit status");
+    drop(beta_sd);
+    assert!(!sd.join("beta.json").exists());
+    wait(deadline, "beta disappears", || {
+        let t = top_once(web);
+        let ok = t.contains("vm alpha  state running") && !t.contains("vm beta");
+        (ok.then_some(()), t)
+    });
+}
