@@ -54,7 +54,12 @@ pub(super) fn draw(f: &mut Frame, area: Rect, app: &App) {
                     "0" | "false" => "no".into(),
                     other => other.to_owned(),
                 };
-                (r.dest, masked)
+                let dest = if r.dest.starts_with('-') {
+                    String::new()
+                } else {
+                    r.dest
+                };
+                (dest, masked)
             } else {
                 (String::new(), String::new())
             };
@@ -101,5 +106,5 @@ pub(super) fn draw(f: &mut Frame, area: Rect, app: &App) {
     } else {
         format!("MSI route updates: {}", updates.join("  "))
     };
-    f.render_widget(Paragraph::new(text), foot);
+    f.render_widget(Paragraph::new(fmt::ellipsize(&text, foot.width)), foot);
 }

@@ -17,7 +17,7 @@ use crate::tui::fmt;
 /// Rows a VM panel needs for its first section (border included).
 const PANEL_MIN: u16 = 8;
 /// Rows a panel needs to show the second section too.
-const PANEL_FULL: u16 = 14;
+const PANEL_FULL: u16 = 10;
 
 pub(super) fn draw(f: &mut Frame, area: Rect, app: &App) {
     let vms: Vec<VmOverview> = data::overview(&app.frames())
@@ -103,7 +103,7 @@ fn draw_vm(
         f.render_widget(Paragraph::new(reasons), b);
         f.render_widget(Paragraph::new(vcpus), c);
         if let Some(lower) = lower {
-            let [r, s] = Layout::horizontal([Constraint::Length(88), Constraint::Fill(1)])
+            let [r, s] = Layout::horizontal([Constraint::Length(42), Constraint::Fill(1)])
                 .spacing(2)
                 .areas(lower);
             f.render_widget(Paragraph::new(routes), r);
@@ -215,7 +215,14 @@ fn text_routes(rows: Vec<&data::IrqRow>) -> Vec<Line<'static>> {
         let gsi = r.gsi.map_or(String::new(), |g| format!("{g}"));
         out.push(Line::raw(format!(
             "{name:<14} gsi {gsi:>3} cpu {:<3} {:>7}",
-            fmt::ellipsize(&r.dest, 3),
+            fmt::ellipsize(
+                if r.dest.starts_with('-') {
+                    "-"
+                } else {
+                    &r.dest
+                },
+                3
+            ),
             fmt::rate(r.rate)
         )));
     }
@@ -233,12 +240,16 @@ fn sparklines(f: &mut Frame, area: Rect, app: &App, o: &VmOverview) {
         return;
     }
     let history = app.history.get(&o.vm).cloned().unwrap_or_default();
-    let [top, mid, bottom] = Layout::vertical([
+    let thirds = [
         Constraint::Fill(1),
         Constraint::Fill(1),
         Constraint::Fill(1),
-    ])
-    .areas(area);
+    ];
+    let [top, mid, bottom] = if area.width >= 100 {
+        Layout::horizontal(thirds).spacing(2).areas(area)
+    } else {
+        Layout::vertical(thirds).areas(area)
+    };
     let tail = |q: &std::collections::VecDeque<u64>, w: u16| -> Vec<u64> {
         q.iter()
             .skip(q.len().saturating_sub(w as usize))
@@ -267,6 +278,12 @@ fn sparklines(f: &mut Frame, area: Rect, app: &App, o: &VmOverview) {
         .map(|h| frames.recent(names::HYPERCALL_SECONDS, &h))
         .collect();
     let (counts, p50, p99) = latency_histogram(&recent);
+    // Each bucket as a bar as wide as the area allows.
+    let per = (bottom.width as usize / counts.len().max(1)).clamp(1, 8);
+    let bars: Vec<u64> = counts
+        .iter()
+        .flat_map(|&c| std::iter::repeat_n(c, per))
+        .collect();
     let title = if counts.iter().all(|&c| c == 0) {
         "hypercall latency: no calls".to_owned()
     } else {
@@ -279,7 +296,7 @@ fn sparklines(f: &mut Frame, area: Rect, app: &App, o: &VmOverview) {
     f.render_widget(
         Sparkline::default()
             .block(Block::new().title(fmt::ellipsize(&title, bottom.width)))
-            .data(counts),
+            .data(bars),
         bottom,
     );
 }
