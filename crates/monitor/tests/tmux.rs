@@ -322,12 +322,23 @@ fn views_match_golden(w: u16, h: u16) {
     ];
     for (key, view, marker) in views {
         s.keys(&[key]);
-        let t = s.wait_for(view, |t| {
+        // Paused, the screen settles once the view is drawn: two equal captures in a row.
+        let mut t = s.wait_for(view, |t| {
             t.contains(marker) && t.lines().count() == h as usize
         });
-        std::thread::sleep(Duration::from_millis(300));
-        let t2 = s.screen();
-        assert_eq!(t, t2, "{view}: the paused screen changed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let again = s.screen();
+            if again == t {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{view}: the paused screen keeps changing"
+            );
+            t = again;
+        }
         assert!(
             t.lines().all(|l| l.chars().count() <= w as usize),
             "{view}: a line wider than the terminal"
