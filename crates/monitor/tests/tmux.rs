@@ -50,7 +50,6 @@ fn child_dashboard() {
     });
     let opts = TuiOptions {
         refresh: Duration::from_millis(200),
-        ..Default::default()
     };
     let stop = if mode == "signal" {
         monitor::stop_on_signals().unwrap()

@@ -365,10 +365,7 @@ fn top(a: TopArgs) -> i32 {
             std::process::exit(exit_code::SIGNAL_BASE + libc::SIGHUP);
         }
     });
-    let opts = monitor::TuiOptions {
-        refresh,
-        ..Default::default()
-    };
+    let opts = monitor::TuiOptions { refresh };
     match monitor::run_tui(source, opts, stop) {
         Ok(()) => 0,
         Err(e) => {
