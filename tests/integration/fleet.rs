@@ -215,3 +215,68 @@ fn prometheus_fleet_view_over_file_sd() {
         (ok.then_some(()), t)
     });
 }
+
+/// Reads `child`'s stdout lines until `n` have arrived (or panics after `limit`).
+fn read_lines(child: &mut Child, n: usize, limit: Duration) -> Vec<String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + limit;
+    let mut lines = Vec::new();
+    while lines.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Ok(l)) => lines.push(l),
+            _ => panic!("only {} lines within {limit:?}: {lines:?}", lines.len()),
+        }
+    }
+    lines
+}
+
+#[test]
+fn top_csv_logs_per_interval_increases_of_a_running_vm() {
+    if !kvm_or_skip("top_csv_logs_per_interval_increases_of_a_running_vm") {
+        return;
+    }
+    let d = scratch("top-csv");
+    let sd = d.join("sd");
+    std::fs::create_dir_all(&sd).unwrap();
+    let (_vm, reg) = start_vm(&d, &sd, "gamma");
+    let target = read_target(&reg);
+    let mut top = Proc(
+        kvmbus()
+            .args(["top", &target, "--csv", "--refresh", "0.5", "-z"])
+            .args(["--fields", r"\.(exits|exits_io|irqs)$"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = read_lines(&mut top.0, 4, LIMIT);
+    assert_eq!(lines[0], "timestamp,gamma.exits,gamma.exits_io,gamma.irqs");
+    // Lines come once the endpoint answers and the guest runs: increases are positive.
+    let last: Vec<&str> = lines[3].split(',').collect();
+    assert_eq!(last.len(), 4, "{lines:?}");
+    assert_eq!(
+        last[0].len(),
+        19,
+        "timestamp YYYY-MM-DD HH:MM:SS: {lines:?}"
+    );
+    let exits: u64 = last[1].parse().unwrap();
+    let io: u64 = last[2].parse().unwrap();
+    assert!(exits >= io && io > 0, "{lines:?}");
+}
+
+/// The `host:port` a registration points at.
+fn read_target(reg: &monitor::SdRegistration) -> String {
+    let text = std::fs::read_to_string(reg.path()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v[0]["targets"][0].as_str().unwrap().to_owned()
+}

@@ -14,6 +14,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The http_sd listener could not bind its address.
+    #[error("cannot listen for http_sd on {addr}")]
+    SdBind {
+        /// The address that was asked for.
+        addr: SocketAddr,
+        /// Why the bind failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// A global metrics recorder is already installed in this process.
     #[error("a metrics recorder is already installed")]
     AlreadyInstalled,

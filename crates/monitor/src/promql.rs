@@ -224,6 +224,37 @@ mod tests {
     }
 
     #[test]
+    fn fetches_from_a_server() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = vec![0u8; 4096];
+            let n = s.read(&mut req).unwrap();
+            let body = r#"{"status":"success","data":{"resultType":"vector","result":[
+              {"metric":{"__name__":"kvmbus_vm_vcpus","vm":"a","instance":"h:1"},"value":[1,"3"]}]}}"#;
+            write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            String::from_utf8_lossy(&req[..n]).into_owned()
+        });
+        let q = PromQuery::new(&format!("http://{addr}"), Some(r#"{job="kvmbus"}"#)).unwrap();
+        let snap = q.fetch().unwrap();
+        assert_eq!(snap.get("kvmbus_vm_vcpus", &[("vm", "a")]), Some(3.0));
+        let request = server.join().unwrap();
+        assert!(
+            request.starts_with(
+                "GET /api/v1/query?query=%7B__name__%3D~%22kvmbus_.%2B%22%2Cjob%3D%22kvmbus%22%7D "
+            ),
+            "{request}"
+        );
+    }
+
+    #[test]
     fn reports_errors() {
         for (body, want) in [
             ("nope", "not JSON"),

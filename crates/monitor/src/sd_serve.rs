@@ -14,11 +14,11 @@ pub const SD_DEFAULT_LISTEN: &str = "127.0.0.1:9465";
 /// Serves `dir`'s target groups on `listen` (paths `/` and `/targets`) from a thread
 /// for the life of the process; returns the bound address.
 pub fn serve_sd(dir: PathBuf, listen: SocketAddr) -> Result<SocketAddr> {
-    let listener = TcpListener::bind(listen).map_err(|source| Error::Bind {
+    let listener = TcpListener::bind(listen).map_err(|source| Error::SdBind {
         addr: listen,
         source,
     })?;
-    let addr = listener.local_addr().map_err(|source| Error::Bind {
+    let addr = listener.local_addr().map_err(|source| Error::SdBind {
         addr: listen,
         source,
     })?;
@@ -69,7 +69,7 @@ mod tests {
         assert!(get(addr, "GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
         assert!(get(addr, "POST / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
         let taken = serve_sd(d.clone(), addr).unwrap_err();
-        assert!(matches!(taken, Error::Bind { .. }), "{taken:?}");
+        assert!(matches!(taken, Error::SdBind { .. }), "{taken:?}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
