@@ -353,6 +353,11 @@ pub(crate) fn pci_tree(cur: &Snapshot) -> Vec<(u8, String)> {
                 .filter(|s| s.l("vm") == vm && s.l("bdf") == bdf)
                 .collect();
             bars.sort_by(|a, b| a.l("bar").cmp(b.l("bar")));
+            let kind_width = bars
+                .iter()
+                .map(|b| bar_kind(b.l("kind")).len())
+                .max()
+                .unwrap_or(0);
             for bar in bars {
                 let addr = cur
                     .get_sample(names::PCI_BAR_ADDRESS, &bar.labels)
@@ -365,7 +370,7 @@ pub(crate) fn pci_tree(cur: &Snapshot) -> Vec<(u8, String)> {
                 out.push((
                     2,
                     format!(
-                        "BAR{} {:<5} {addr} size {}",
+                        "BAR{} {:<kind_width$} {addr} size {}",
                         bar.l("bar"),
                         bar_kind(bar.l("kind")),
                         size(bar.value)

@@ -9,7 +9,7 @@ mod pci;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Row, Table, Tabs};
+use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Tabs};
 use ratatui::Frame;
 
 use super::app::{App, Sort, VIEWS};
@@ -127,6 +127,11 @@ fn draw_help(f: &mut Frame, area: Rect) {
     );
 }
 
+/// Column headers of figures, right-aligned.
+const NUMERIC: &[&str] = &[
+    "User", "User/s", "KVM", "KVM/s", "Avg", "Total", "Rate/s", "p50", "p99", "GSI", "Vec",
+];
+
 /// A table with a bold header, after `scroll` rows, or a "no data" line when empty.
 pub(super) fn table(
     f: &mut Frame,
@@ -158,9 +163,21 @@ pub(super) fn table(
             .collect()
     };
     let rows: Vec<Vec<String>> = rows.into_iter().map(cut).collect();
-    let header = Row::new(header.iter().map(|h| h.to_string()))
+    // Figures are right-aligned under right-aligned headers.
+    let numeric: Vec<bool> = header.iter().map(|h| NUMERIC.contains(h)).collect();
+    let cells = |cells: Vec<String>| -> Row<'static> {
+        Row::new(cells.into_iter().enumerate().map(|(i, c)| {
+            let line = Line::from(c);
+            if numeric.get(i).copied().unwrap_or(false) {
+                Cell::from(line.right_aligned())
+            } else {
+                Cell::from(line)
+            }
+        }))
+    };
+    let header = cells(header.iter().map(|h| h.to_string()).collect())
         .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
-    let rows = rows.into_iter().skip(skip).map(Row::new);
+    let rows = rows.into_iter().skip(skip).map(cells);
     f.render_widget(
         Table::new(rows, widths.to_vec())
             .header(header)
