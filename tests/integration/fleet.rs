@@ -47,21 +47,32 @@ fn demo_config(name: &str) -> String {
     )
 }
 
-/// Starts VM `name` serving metrics on a free port and registers it in `sd`.
-fn start_vm(dir: &Path, sd: &Path, name: &str) -> (Proc, monitor::SdRegistration) {
+/// Starts VM `name` serving metrics on a free port, registered in `sd` by kvmbus itself
+/// (`--sd-dir`); returns once its SD file is there, with the target it names.
+fn start_vm(dir: &Path, sd: &Path, name: &str) -> (Proc, String) {
     let port = free_port();
     let child = kvmbus()
         .arg("run")
         .arg(config(dir, name, &demo_config(name)))
         .args(["--metrics", &format!("127.0.0.1:{port}")])
+        .arg("--sd-dir")
+        .arg(sd)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let reg =
-        monitor::SdRegistration::create(sd, name, &format!("127.0.0.1:{port}"), &[("vcpus", "2")])
-            .unwrap();
-    (Proc(child), reg)
+    let file = sd.join(format!("{name}.json"));
+    let text = wait(Instant::now() + LIMIT, "the SD file", || {
+        let t = std::fs::read_to_string(&file).ok();
+        (t.clone(), String::new())
+    });
+    let v: serde_json::Value = serde_json::from_str(&text).expect("file_sd JSON");
+    assert_eq!(v[0]["labels"]["vm"], name);
+    assert_eq!(v[0]["labels"]["vcpus"], "2");
+    assert!(v[0]["labels"]["kvmbus_version"].is_string());
+    let target = v[0]["targets"][0].as_str().unwrap().to_owned();
+    assert_eq!(target, format!("127.0.0.1:{port}"));
+    (Proc(child), target)
 }
 
 fn curl(url: &str) -> String {
@@ -135,8 +146,8 @@ fn prometheus_fleet_view_over_file_sd() {
     let d = scratch("fleet");
     let sd = d.join("sd");
     std::fs::create_dir_all(&sd).unwrap();
-    let (_alpha, _alpha_sd) = start_vm(&d, &sd, "alpha");
-    let (mut beta, beta_sd) = start_vm(&d, &sd, "beta");
+    let (_alpha, _) = start_vm(&d, &sd, "alpha");
+    let (mut beta, _) = start_vm(&d, &sd, "beta");
     let web = free_port();
     let yml = d.join("prometheus.yml");
     std::fs::write(
@@ -198,7 +209,7 @@ fn prometheus_fleet_view_over_file_sd() {
         });
     }
 
-    // beta exits (SIGTERM) and unregisters; it disappears, alpha stays.
+    // beta exits (SIGTERM) and kvmbus removes its SD file; it disappears, alpha stays.
     let pid = beta.0.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -207,8 +218,8 @@ fn prometheus_fleet_view_over_file_sd() {
         .success());
     let status = beta.0.wait().unwrap();
     assert_eq!(status.code(), Some(143), "SIGTERM exit status");
-    drop(beta_sd);
-    assert!(!sd.join("beta.json").exists());
+    assert!(!sd.join("beta.json").exists(), "SD file left after SIGTERM");
+    assert!(sd.join("alpha.json").exists());
     wait(deadline, "beta disappears", || {
         let t = top_once(web);
         let ok = t.contains("vm alpha  state running") && !t.contains("vm beta");
@@ -248,8 +259,7 @@ fn top_csv_logs_per_interval_increases_of_a_running_vm() {
     let d = scratch("top-csv");
     let sd = d.join("sd");
     std::fs::create_dir_all(&sd).unwrap();
-    let (_vm, reg) = start_vm(&d, &sd, "gamma");
-    let target = read_target(&reg);
+    let (_vm, target) = start_vm(&d, &sd, "gamma");
     let mut top = Proc(
         kvmbus()
             .args(["top", &target, "--csv", "--refresh", "0.5", "-z"])
@@ -274,9 +284,63 @@ fn top_csv_logs_per_interval_increases_of_a_running_vm() {
     assert!(exits >= io && io > 0, "{lines:?}");
 }
 
-/// The `host:port` a registration points at.
-fn read_target(reg: &monitor::SdRegistration) -> String {
-    let text = std::fs::read_to_string(reg.path()).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v[0]["targets"][0].as_str().unwrap().to_owned()
+/// Runs `guest` with `--sd-dir` to its end; returns the exit status and stderr.
+fn run_registered(d: &Path, sd: &Path, guest: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = kvmbus();
+    cmd.arg("run")
+        .arg(config(d, guest, &builtin(guest, 1, "")))
+        .arg("--sd-dir")
+        .arg(sd)
+        .args(extra);
+    let out = run_with_deadline(&mut cmd, LIMIT);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sd_files(sd: &Path) -> Vec<String> {
+    std::fs::read_dir(sd)
+        .map(|r| {
+            r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn sd_file_goes_on_guest_exit_fault_and_errors() {
+    if !kvm_or_skip("sd_file_goes_on_guest_exit_fault_and_errors") {
+        return;
+    }
+    let d = scratch("sd-exits");
+    let sd = d.join("sd");
+    std::fs::create_dir_all(&sd).unwrap();
+    let metrics = ["--metrics", "127.0.0.1:0"];
+    // The guest exits by itself (debug-exit port).
+    let (code, err) = run_registered(&d, &sd, "hello", &metrics);
+    assert!(code.is_some_and(|c| c % 2 == 1), "{code:?} {err}");
+    assert!(
+        sd_files(&sd).is_empty(),
+        "after guest exit: {:?}",
+        sd_files(&sd)
+    );
+    // The guest faults (triple fault, exit 4).
+    let (code, err) = run_registered(&d, &sd, "triple-fault", &metrics);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        sd_files(&sd).is_empty(),
+        "after a fault: {:?}",
+        sd_files(&sd)
+    );
+    // No endpoint to register: a configuration error before the guest runs.
+    let (code, err) = run_registered(&d, &sd, "hello", &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--sd-dir needs a metrics endpoint"), "{err}");
+    // An SD directory that does not exist: a VMM error naming the file.
+    let missing = d.join("missing");
+    let (code, err) = run_registered(&d, &missing, "hello", &metrics);
+    assert_eq!(code, Some(5), "{err}");
+    assert!(err.contains("missing/demo.json"), "{err}");
+    assert!(sd_files(&sd).is_empty());
 }

@@ -36,7 +36,7 @@ pub use kvm_stats::{get_stats_fd, spawn_stats_sampler, KvmStats, StatsScope};
 pub use promql::PromQuery;
 /// The regex type of [`LogOptions::fields`].
 pub use regex::Regex;
-pub use sd::{read_targets, targets_json, SdRegistration, TargetGroup};
+pub use sd::{read_targets, sd_target, targets_json, SdRegistration, TargetGroup};
 pub use sd_serve::{serve_sd, SD_DEFAULT_LISTEN};
 pub use signals::stop_on_signals;
 pub use source::{Fetched, Source};

@@ -178,6 +178,30 @@ fn valid_label_name(k: &str) -> bool {
         && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The `host:port` Prometheus should scrape for a metrics listener bound to `addr`: the
+/// address itself, or this host's name when bound to every address (`0.0.0.0`, `::`).
+pub fn sd_target(addr: std::net::SocketAddr) -> String {
+    if !addr.ip().is_unspecified() {
+        return addr.to_string();
+    }
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`, which outlives
+    // the call; the result is checked and the name is read up to its NUL only.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let name = if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    let host = if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    };
+    format!("{host}:{}", addr.port())
+}
+
 /// Every target group of the `*.json` files in `dir`, sorted by file name. Unreadable or
 /// malformed files are skipped (and logged); a missing directory lists nothing.
 pub fn read_targets(dir: &Path) -> Vec<TargetGroup> {
@@ -321,6 +345,20 @@ mod tests {
         assert!(err.to_string().contains("missing/vm.json"), "{err}");
         assert!(names(&d).is_empty());
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn targets_name_the_host_for_wildcard_listeners() {
+        assert_eq!(
+            sd_target("127.0.0.1:9464".parse().unwrap()),
+            "127.0.0.1:9464"
+        );
+        assert_eq!(sd_target("[::1]:9464".parse().unwrap()), "[::1]:9464");
+        let any = sd_target("0.0.0.0:9464".parse().unwrap());
+        assert!(
+            any.ends_with(":9464") && !any.starts_with("0.0.0.0"),
+            "{any}"
+        );
     }
 
     #[test]

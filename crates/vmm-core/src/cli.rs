@@ -30,6 +30,10 @@ enum Command {
         /// Serve Prometheus metrics on ADDR (overrides `[metrics] listen`).
         #[arg(long, value_name = "ADDR")]
         metrics: Option<SocketAddr>,
+        /// Register the metrics endpoint for Prometheus as DIR/<vm>.json (file_sd),
+        /// removed when the VM ends.
+        #[arg(long, value_name = "DIR")]
+        sd_dir: Option<PathBuf>,
     },
     /// Live dashboard of running kvmbus VMs, attached to their metrics endpoints.
     Top {
@@ -128,7 +132,8 @@ pub fn main() -> i32 {
             config,
             tui,
             metrics,
-        } => run(config, tui, metrics),
+            sd_dir,
+        } => run(config, tui, metrics, sd_dir),
         Command::Check { config } => check(config),
         Command::Sd(SdCommand::Serve { dir, listen }) => sd_serve(dir, listen),
         Command::Top {
@@ -179,7 +184,7 @@ fn fail(e: &Error) -> i32 {
     }
 }
 
-fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>) -> i32 {
+fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>, sd_dir: Option<PathBuf>) -> i32 {
     let config = match load(&path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -223,6 +228,11 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>) -> i32 {
         Ok(vm) => vm,
         Err(e) => return fail(&e),
     };
+    // Registered once the VM exists; the file goes when `sd` drops, on every way out.
+    let sd = match sd_register(sd_dir, &vm.config.name, &exporter, vm.config.vcpus) {
+        Ok(sd) => sd,
+        Err(code) => return code,
+    };
     let dashboard = match (&exporter, tui) {
         (Some(exp), true) => Some(spawn_dashboard(exp.clone(), vm.control.clone())),
         _ => None,
@@ -234,6 +244,9 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>) -> i32 {
             .then(|| std::time::Duration::from_secs(1)),
     };
     let result = vm.run(&opts);
+    if let Some(Err(e)) = sd.as_ref().map(monitor::SdRegistration::remove) {
+        eprintln!("kvmbus: {e}");
+    }
     if let Some((stop, thread)) = dashboard {
         let _ = stop.send(());
         if let Ok(Err(e)) = thread.join() {
@@ -257,6 +270,29 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>) -> i32 {
             code
         }
         Err(e) => fail(&e),
+    }
+}
+
+/// Writes `<dir>/<vm>.json` for the metrics endpoint when `dir` is given.
+fn sd_register(
+    dir: Option<PathBuf>,
+    name: &str,
+    exporter: &Option<monitor::Exporter>,
+    vcpus: impl std::fmt::Display,
+) -> Result<Option<monitor::SdRegistration>, i32> {
+    let Some(dir) = dir else { return Ok(None) };
+    let Some(addr) = exporter.as_ref().and_then(|e| e.local_addr()) else {
+        eprintln!("kvmbus: --sd-dir needs a metrics endpoint (--metrics or [metrics] listen)");
+        return Err(exit_code::CONFIG);
+    };
+    let target = monitor::sd_target(addr);
+    let vcpus = vcpus.to_string();
+    match monitor::SdRegistration::create(&dir, name, &target, &[("vcpus", &vcpus)]) {
+        Ok(reg) => Ok(Some(reg)),
+        Err(e) => {
+            eprintln!("kvmbus: {e}");
+            Err(exit_code::VMM_ERROR)
+        }
     }
 }
 
