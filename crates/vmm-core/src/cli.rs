@@ -30,7 +30,7 @@ enum Command {
         /// Serve Prometheus metrics on ADDR (overrides `[metrics] listen`).
         #[arg(long, value_name = "ADDR")]
         metrics: Option<SocketAddr>,
-        /// Register the metrics endpoint for Prometheus as DIR/<vm>.json (file_sd),
+        /// Register the metrics endpoint for Prometheus as DIR/NAME.json (file_sd),
         /// removed when the VM ends.
         #[arg(long, value_name = "DIR")]
         sd_dir: Option<PathBuf>,
