@@ -8,5 +8,6 @@ mod common;
 mod fleet;
 mod hypercall;
 mod irq;
+mod lifecycle;
 mod monitor;
 mod pci;
