@@ -33,11 +33,11 @@ pub struct LogOptions {
 /// Prints log lines of `source` to `out` until `stop` receives or disconnects, `lines`
 /// are printed, or `out` is closed (a closed pipe is a normal end). Fails only when the
 /// first scrape fails.
-pub fn run_log(
+pub fn run_log<T>(
     source: &Source,
     opts: &LogOptions,
     out: &mut dyn Write,
-    stop: &Receiver<()>,
+    stop: &Receiver<T>,
 ) -> Result<()> {
     let mut prev = source.fetch_all()?;
     let mut printed = 0usize;
@@ -168,7 +168,7 @@ mod tests {
 
     fn run(source: &Source, o: &LogOptions) -> String {
         let mut out = Vec::new();
-        run_log(source, o, &mut out, &crossbeam_channel::never()).unwrap();
+        run_log(source, o, &mut out, &crossbeam_channel::never::<()>()).unwrap();
         String::from_utf8(out).unwrap()
     }
 
