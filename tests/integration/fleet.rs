@@ -49,14 +49,26 @@ fn demo_config(name: &str) -> String {
 
 /// Starts VM `name` serving metrics on a free port, registered in `sd` by kvmbus itself
 /// (`--sd-dir`); returns once its SD file is there, with the target it names.
+/// `alpha` registers through `[metrics] sd_dir` in its configuration, others through
+/// `--sd-dir`.
 fn start_vm(dir: &Path, sd: &Path, name: &str) -> (Proc, String) {
     let port = free_port();
-    let child = kvmbus()
-        .arg("run")
-        .arg(config(dir, name, &demo_config(name)))
-        .args(["--metrics", &format!("127.0.0.1:{port}")])
-        .arg("--sd-dir")
-        .arg(sd)
+    let mut cmd = kvmbus();
+    cmd.arg("run");
+    if name == "alpha" {
+        let body = format!(
+            "{}[metrics]\nlisten = \"127.0.0.1:{port}\"\nsd_dir = \"{}\"\n",
+            demo_config(name),
+            sd.display()
+        );
+        cmd.arg(config(dir, name, &body));
+    } else {
+        cmd.arg(config(dir, name, &demo_config(name)))
+            .args(["--metrics", &format!("127.0.0.1:{port}")])
+            .arg("--sd-dir")
+            .arg(sd);
+    }
+    let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -337,6 +349,20 @@ fn sd_file_goes_on_guest_exit_fault_and_errors() {
     let (code, err) = run_registered(&d, &sd, "hello", &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--sd-dir needs a metrics endpoint"), "{err}");
+    // The same from the configuration: the error is placed at the key.
+    let body = format!(
+        "{}[metrics]\nsd_dir = \"{}\"\n",
+        builtin("hello", 1, ""),
+        sd.display()
+    );
+    let out = run_with_deadline(kvmbus().arg("run").arg(config(&d, "cfg", &body)), LIMIT);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cfg.toml:")
+            && err.contains(":10: key 'sd_dir' in [metrics] needs a metrics endpoint"),
+        "{err}"
+    );
     // An SD directory that does not exist: a VMM error naming the file.
     let missing = d.join("missing");
     let (code, err) = run_registered(&d, &missing, "hello", &metrics);

@@ -229,7 +229,7 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>, sd_dir: Option<Pat
         Err(e) => return fail(&e),
     };
     // Registered once the VM exists; the file goes when `sd` drops, on every way out.
-    let sd = match sd_register(sd_dir, &vm.config.name, &exporter, vm.config.vcpus) {
+    let sd = match sd_register(sd_dir, &vm.config, &exporter) {
         Ok(sd) => sd,
         Err(code) => return code,
     };
@@ -273,21 +273,33 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>, sd_dir: Option<Pat
     }
 }
 
-/// Writes `<dir>/<vm>.json` for the metrics endpoint when `dir` is given.
+/// Writes `<dir>/<vm>.json` for the metrics endpoint when `--sd-dir` or `[metrics] sd_dir`
+/// names a directory (the flag wins).
 fn sd_register(
-    dir: Option<PathBuf>,
-    name: &str,
+    flag: Option<PathBuf>,
+    c: &Config,
     exporter: &Option<monitor::Exporter>,
-    vcpus: impl std::fmt::Display,
 ) -> Result<Option<monitor::SdRegistration>, i32> {
-    let Some(dir) = dir else { return Ok(None) };
+    let from_file = flag.is_none();
+    let Some(dir) = flag.or_else(|| c.metrics_sd_dir.clone()) else {
+        return Ok(None);
+    };
     let Some(addr) = exporter.as_ref().and_then(|e| e.local_addr()) else {
-        eprintln!("kvmbus: --sd-dir needs a metrics endpoint (--metrics or [metrics] listen)");
+        if from_file {
+            let (line, col) = c.places.metrics_sd_dir;
+            eprintln!(
+                "kvmbus: {}:{line}:{col}: key 'sd_dir' in [metrics] needs a metrics endpoint \
+                 ('listen' in [metrics] or --metrics)",
+                c.path.display()
+            );
+        } else {
+            eprintln!("kvmbus: --sd-dir needs a metrics endpoint (--metrics or [metrics] listen)");
+        }
         return Err(exit_code::CONFIG);
     };
     let target = monitor::sd_target(addr);
-    let vcpus = vcpus.to_string();
-    match monitor::SdRegistration::create(&dir, name, &target, &[("vcpus", &vcpus)]) {
+    let vcpus = c.vcpus.to_string();
+    match monitor::SdRegistration::create(&dir, &c.name, &target, &[("vcpus", &vcpus)]) {
         Ok(reg) => Ok(Some(reg)),
         Err(e) => {
             eprintln!("kvmbus: {e}");
@@ -477,9 +489,12 @@ fn describe(c: &Config, entry: u64, kvm_note: &str) -> String {
     };
     s += &format!("serial:      {serial}\n");
     s += &format!(
-        "metrics:     {}\n",
+        "metrics:     {}{}\n",
         c.metrics_listen
-            .map_or("off".to_string(), |a| a.to_string())
+            .map_or("off".to_string(), |a| a.to_string()),
+        c.metrics_sd_dir
+            .as_ref()
+            .map_or(String::new(), |d| format!(" sd_dir={}", d.display()))
     );
     s += &format!(
         "pci:         ecam_base={:#x} msi_delivery={}\n",
