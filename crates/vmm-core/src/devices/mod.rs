@@ -4,6 +4,8 @@ pub mod irq_line;
 pub mod irq_socket;
 pub mod irq_test;
 mod legacy;
+pub mod pc_testdev;
+pub mod pci_testdev;
 mod serial;
 
 pub use legacy::{DebugExit, PostPort, PowerOff};
