@@ -7,6 +7,7 @@ mod boot;
 mod common;
 mod hypercall;
 mod irq;
+mod lifecycle;
 mod monitor;
 mod pci;
 mod testdev;

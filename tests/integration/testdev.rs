@@ -118,3 +118,27 @@ fn the_same_guest_sees_the_same_devices_under_qemu() {
     assert_eq!(qemu.status.code(), Some(1), "{}", stderr(&qemu));
     assert_eq!(ours.status.code(), Some(1), "{}", stderr(&ours));
 }
+
+#[test]
+fn test_device_config_errors_name_file_line_and_key() {
+    let d = scratch("testdev-bad");
+    for (body, want) in [
+        (
+            "[pc_testdev]\nenable = true\n",
+            "bad.toml:9:1: unknown key 'enable' in [pc_testdev]",
+        ),
+        (
+            "[pc_testdev]\nenabled = 1\n",
+            "bad.toml:9:11: key 'enabled' in [pc_testdev]",
+        ),
+        (
+            "[[device]]\nkind = \"pci-testdev\"\nmembar = 4096\n",
+            "bad.toml:10:1: unknown key 'membar' in [[device]]",
+        ),
+    ] {
+        let cfg = config(&d, "bad", &format!("{}{body}", builtin("hello", 1, "")));
+        let out = run_with_deadline(kvmbus().arg("check").arg(&cfg), T);
+        assert_eq!(out.status.code(), Some(2), "{body}");
+        assert!(stderr(&out).contains(want), "{body}: {}", stderr(&out));
+    }
+}

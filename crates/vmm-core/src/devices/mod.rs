@@ -1,12 +1,17 @@
-//! Legacy platform devices: UART, debug-exit, power-off and the POST port.
+//! Devices: the models (UART, debug-exit, power-off, POST port, irq-test, ...), their
+//! kinds (config + construction, in [`kinds`]) and the [`registry`] that maps a
+//! configuration to them.
 
 pub mod irq_line;
 pub mod irq_socket;
 pub mod irq_test;
+pub mod kinds;
 mod legacy;
 pub mod pc_testdev;
 pub mod pci_testdev;
+pub mod registry;
 mod serial;
+pub mod wiring;
 
 pub use legacy::{DebugExit, PostPort, PowerOff};
 pub use serial::{SerialConsole, SerialSink};
