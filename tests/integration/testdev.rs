@@ -125,15 +125,15 @@ fn test_device_config_errors_name_file_line_and_key() {
     for (body, want) in [
         (
             "[pc_testdev]\nenable = true\n",
-            "bad.toml:9:1: unknown key 'enable' in [pc_testdev]",
+            "bad.toml:10:1: unknown key 'enable' in [pc_testdev]",
         ),
         (
             "[pc_testdev]\nenabled = 1\n",
-            "bad.toml:9:11: key 'enabled' in [pc_testdev]",
+            "bad.toml:10:11: key 'enabled' in [pc_testdev]",
         ),
         (
             "[[device]]\nkind = \"pci-testdev\"\nmembar = 4096\n",
-            "bad.toml:10:1: unknown key 'membar' in [[device]]",
+            "bad.toml:11:1: unknown key 'membar' in [[device]]",
         ),
     ] {
         let cfg = config(&d, "bad", &format!("{}{body}", builtin("hello", 1, "")));
