@@ -1,6 +1,7 @@
 //! Per-exit costs, kvm-unit-tests `vmexit`-style, under kvmbus and under QEMU 7.2 in one
 //! run: the `exit-bench` guest times each path with the TSC (O(1) guest work per exit)
-//! and prints cycles per exit; the same image boots on both (QEMU with `-device
+//! in 8 batches and prints the fastest batch's cycles per exit (the least disturbed by
+//! other load on the host); the same image boots on both (QEMU with `-device
 //! pc-testdev -device pci-testdev`), rounds alternate kvmbus, QEMU, kvmbus, ...
 //!
 //! Paths: a userspace PIO round trip (`inl` from pc-testdev's port 0xE0), in-kernel PIO
