@@ -11,3 +11,4 @@ mod irq;
 mod lifecycle;
 mod monitor;
 mod pci;
+mod testdev;

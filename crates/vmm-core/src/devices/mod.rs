@@ -7,6 +7,8 @@ pub mod irq_socket;
 pub mod irq_test;
 pub mod kinds;
 mod legacy;
+pub mod pc_testdev;
+pub mod pci_testdev;
 pub mod registry;
 mod serial;
 pub mod wiring;

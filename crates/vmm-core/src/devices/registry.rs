@@ -92,6 +92,10 @@ pub const PCI_KINDS: &[PciKind] = &[
         name: "hypercall-gateway",
         parse: kinds::hypercall_gateway::parse,
     },
+    PciKind {
+        name: "pci-testdev",
+        parse: kinds::pci_testdev::parse,
+    },
 ];
 
 /// Every platform device, in build order.
@@ -111,6 +115,10 @@ pub const PLATFORM: &[PlatformKind] = &[
     PlatformKind {
         section: "",
         parse: kinds::legacy::parse_post,
+    },
+    PlatformKind {
+        section: "pc_testdev",
+        parse: kinds::pc_testdev::parse,
     },
 ];
 

@@ -5,4 +5,6 @@
 pub mod hypercall_gateway;
 pub mod irq_test;
 pub mod legacy;
+pub mod pc_testdev;
+pub mod pci_testdev;
 pub mod serial;
