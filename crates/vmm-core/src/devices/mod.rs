@@ -1,9 +1,13 @@
 //! Legacy platform devices: UART, debug-exit, power-off and the POST port.
 
+pub mod clock;
+pub mod deadline;
 pub mod irq_line;
 pub mod irq_socket;
 pub mod irq_test;
 mod legacy;
+pub mod pm;
+pub mod rtc;
 mod serial;
 
 pub use legacy::{DebugExit, PostPort, PowerOff};
