@@ -1,7 +1,9 @@
 /* acpi-check: finds the RSDP by the standard scan, walks the RSDT and XSDT verifying
  * every checksum, counts the MADT's local APICs against the MP table, checks the FADT's
  * blocks, the FACS and the DSDT's sleep packages, and times the PM timer against the TSC
- * (3.579545 MHz expected). Exits 0 (debug-exit code 1) when everything holds. */
+ * (3.579545 MHz expected). Exits 0 (debug-exit code 1) when everything holds; with
+ * `poweroff` on the command line it then enters S5 as an OS would, writing the DSDT's
+ * \_S5 SLP_TYP with SLP_EN to PM1a_CNT. */
 #include "../lib/acpi.h"
 
 static u32 failures;
@@ -103,5 +105,10 @@ void kmain(u32 magic, void *mbi) {
     check_madt();
     check_pm_timer((u16)f->pm_tmr_blk);
     printf("acpi-check: %s (%u failures)\n", failures ? "FAILED" : "all ok", failures);
+    if (!failures && cmdline_has("poweroff")) {
+        printf("acpi-check: entering S5\n");
+        outw((u16)f->pm1a_cnt_blk, (u16)(0x2000 | (acpi_slp_typ("_S5_") << 10)));
+        printf("acpi-check: FAIL still running after S5\n");
+    }
     debug_exit(failures ? 1 : 0);
 }

@@ -34,12 +34,16 @@ static inline void rtc_out(u8 reg, u8 v) { outb(0x70, reg); outb(0x71, v); }
 /* Waits (at most `us`) for UIP to read `level`; returns 0 on timeout. The loop only
  * reads the port and the TSC, so it samples faster than the 244 us UIP window even where
  * guest instructions are slow. */
-static inline int rtc_wait_uip(int level, u64 us) {
-    u64 end = rdtsc() + udiv64(us * tsc_khz(), 1000, NULL);
+static inline int rtc_wait_uip_tsc(int level, u64 tsc_ticks) {
+    u64 end = rdtsc() + tsc_ticks;
     while (!!(rtc_in(RTC_REG_A) & RTC_A_UIP) != level)
         if (rdtsc() > end) return 0;
     return 1;
 }
+/* TSC ticks in `us` microseconds (a 64-bit division: slow in emulated guests, so
+ * compute it before time-critical loops). */
+static inline u64 tsc_ticks_us(u64 us) { return udiv64(us * tsc_khz(), 1000, NULL); }
+static inline int rtc_wait_uip(int level, u64 us) { return rtc_wait_uip_tsc(level, tsc_ticks_us(us)); }
 
 /* I/O APIC pin `pin` -> `vector` on APIC `dest`, edge-triggered, active-high. */
 static inline void ioapic_route(u32 pin, u8 vector, u32 dest) {

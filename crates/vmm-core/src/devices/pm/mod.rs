@@ -6,9 +6,11 @@
 //! powers off for it too). So the old power-off write, 0x2000 (SLP_EN with SLP_TYP 0)
 //! to port 0x604, still powers off.
 
+mod platform;
 mod ports;
 mod regs;
 
+pub use platform::AcpiPlatform;
 pub use ports::{Pm1Cnt, Pm1Evt, PmTimer};
 pub use regs::{AcpiPm, SleepHandler, SleepState, WakeReason};
 

@@ -33,6 +33,9 @@ pub(super) struct State {
     next_periodic: u64,
     /// The periodic rate the schedule was computed for (ticks, 0 = off).
     period: u64,
+    /// The clock time of the update the timer thread is armed for, until it has run
+    /// (QEMU's pending update timer: UIP reads set from 244 us before it until then).
+    update_due: Option<u64>,
 }
 
 /// Work to do after the state lock is released.
@@ -76,6 +79,7 @@ impl Rtc {
             last_sec: 0,
             next_periodic: 0,
             period: 0,
+            update_due: None,
         };
         st.last_sec = Self::guest_sec(&st, now);
         Self::update_time(&mut st, now);
@@ -102,7 +106,7 @@ impl Rtc {
             self.deadline.clone(),
             move || {
                 if let Some(rtc) = me.upgrade() {
-                    rtc.access(|_, _| {});
+                    rtc.on_timer();
                 }
             },
         )
@@ -136,6 +140,16 @@ impl Rtc {
             }
         }
         r
+    }
+
+    /// The timer thread's work: the due update has run (UIP drops), flags and
+    /// interrupts are brought up to date.
+    fn on_timer(&self) {
+        self.access(|st, now| {
+            if st.update_due.is_some_and(|t| now >= t) {
+                st.update_due = None;
+            }
+        });
     }
 
     fn guest_ns(st: &State, now: u64) -> i128 {
@@ -301,11 +315,21 @@ impl Rtc {
         let c = st.cmos[REG_C as usize];
         let mut next: Option<u64> = None;
         let mut at = |t: u64| next = Some(next.map_or(t, |n| n.min(t)));
-        if !Self::dividers_reset(st) {
+        if Self::dividers_reset(st) {
+            st.update_due = None;
+        } else {
             let g = Self::guest_ns(st, now);
             let boundary = now + (NS - g.rem_euclid(NS)) as u64;
-            if b & REG_B_UIE != 0 && c & REG_C_UF == 0 {
-                at(boundary);
+            // As QEMU's check_update_timer: the update timer runs while UF is clear (so
+            // UF and UIE interrupts happen) and, once UIP may read set for an update, until
+            // that update has run.
+            match st.update_due {
+                Some(t) if now + UIP_HOLD_NS as u64 >= t => at(t),
+                _ if c & REG_C_UF == 0 => {
+                    st.update_due = Some(boundary);
+                    at(boundary);
+                }
+                _ => st.update_due = None,
             }
             if b & REG_B_AIE != 0 && c & REG_C_AF == 0 && Self::running(st) {
                 let sec = Self::guest_sec(st, now);
@@ -335,8 +359,11 @@ impl Rtc {
                 st.cmos[i as usize]
             }
             REG_A => {
-                let uip =
-                    Self::running(st) && Self::guest_ns(st, now).rem_euclid(NS) >= NS - UIP_HOLD_NS;
+                // UIP: the 244 us before each update, and after it until the pending
+                // update has run, as QEMU's update_in_progress.
+                let due = st.update_due.is_some_and(|t| now + UIP_HOLD_NS as u64 >= t);
+                let uip = Self::running(st)
+                    && (due || Self::guest_ns(st, now).rem_euclid(NS) >= NS - UIP_HOLD_NS);
                 st.cmos[REG_A as usize] | if uip { REG_A_UIP } else { 0 }
             }
             REG_C => {
@@ -456,6 +483,6 @@ impl Rtc {
     /// Runs the timer callback by hand (tests with a manual clock).
     #[cfg(test)]
     pub(super) fn fire(&self) {
-        self.access(|_, _| {});
+        self.on_timer();
     }
 }

@@ -80,12 +80,21 @@ fn uip_reads_set_in_the_244us_before_each_update() {
     c.set(S - 1);
     assert_eq!(rd(&r, REG_A), 0x26 | REG_A_UIP);
     assert_eq!(rd(&r, SECONDS), 0x56, "old second until the update");
-    c.set(S);
+    // Past the boundary UIP stays set until the update has run (QEMU's pending update
+    // timer), which the timer thread does.
+    c.set(S + 3_000_000);
+    assert_eq!(rd(&r, REG_A) & REG_A_UIP, REG_A_UIP);
+    assert_eq!(r.armed(), Some(S));
+    r.fire();
     assert_eq!(rd(&r, REG_A) & REG_A_UIP, 0);
     assert_eq!(rd(&r, SECONDS), 0x57);
+    // With UF set (C not read) no update is pending: just the 244 us window.
+    c.set(2 * S + 3_000_000);
+    assert_eq!(rd(&r, REG_A) & REG_A_UIP, 0);
+    assert_eq!(r.armed(), None);
     // No updates while SET: no UIP either.
     wr(&r, REG_B, REG_B_24H | REG_B_SET);
-    c.set(S + edge);
+    c.set(2 * S + edge);
     assert_eq!(rd(&r, REG_A) & REG_A_UIP, 0);
     // Writing register A cannot set UIP.
     wr(&r, REG_A, 0xa6);
@@ -120,14 +129,16 @@ fn alarm_fires_on_irq8_sets_af_and_reg_c_read_clears() {
     assert_eq!(rd(&r, REG_C), 0);
     assert!(!l.level());
 
-    // A specific alarm three seconds on (04:39:57 now in BCD; alarm at 04:40:00).
+    // A specific alarm three seconds on (04:39:57 now in BCD; alarm at 04:40:00). While
+    // UF is clear the update timer runs each second; once UF is set it targets the alarm.
     wr(&r, SECONDS_ALARM, 0x00);
     wr(&r, MINUTES_ALARM, 0x40);
     wr(&r, HOURS_ALARM, 0x04);
-    assert_eq!(r.armed(), Some(600_000_000 + 3 * S));
-    c.set(600_000_000 + 2 * S);
+    assert_eq!(r.armed(), Some(600_000_000 + S));
+    c.set(600_000_000 + S);
     r.fire();
-    assert_eq!(rd(&r, REG_C), REG_C_UF, "updates, no alarm yet");
+    assert_eq!(r.cmos_byte(REG_C), REG_C_UF, "updates, no alarm yet");
+    assert_eq!(r.armed(), Some(600_000_000 + 3 * S));
     c.set(600_000_000 + 3 * S);
     r.fire();
     assert_eq!(rd(&r, REG_C), REG_C_IRQF | REG_C_AF | REG_C_UF);
@@ -185,7 +196,7 @@ fn periodic_rate_follows_register_a() {
     }
     // Without PIE there is no periodic timer (as QEMU) and no PF.
     wr(&r, REG_B, REG_B_24H);
-    assert_eq!(r.armed(), None);
+    assert_eq!(r.armed(), Some(S), "only the update timer (UF is clear)");
     c.advance(S / 3);
     assert_eq!(rd(&r, REG_C) & REG_C_PF, 0);
 }
