@@ -1,9 +1,9 @@
 //! The PM blocks as bus devices. PM1_STS, PM1_EN and PM1_CNT are 16-bit registers that
 //! also take byte accesses (a byte write keeps the register's other byte; for the
 //! write-one-to-clear PM1_STS that other byte is simply not written), and a 4-byte access
-//! to the event block covers both of its registers, as QEMU splits it. The PM timer takes
-//! 4-byte reads only: QEMU 7.2 marks it valid for 4 bytes, so other widths read 0 there
-//! (the memory core's unassigned read) and writes are dropped.
+//! to the event block covers both of its registers, as QEMU splits it. The PM timer is
+//! read as a dword; narrower reads get the bytes of the count at their offset (what QEMU
+//! 7.2 returns, checked with acpi-check) and writes are dropped.
 
 use std::sync::Arc;
 
@@ -73,10 +73,9 @@ pub struct PmTimer(pub Arc<AcpiPm>);
 
 impl BusDevice for PmTimer {
     fn read(&self, offset: u64, data: &mut [u8]) {
-        if offset == 0 && data.len() == 4 {
-            data.copy_from_slice(&self.0.timer().to_le_bytes());
-        } else {
-            data.fill(0);
+        let t = self.0.timer().to_le_bytes();
+        for (i, b) in data.iter_mut().enumerate() {
+            *b = t.get(offset as usize + i).copied().unwrap_or(0);
         }
     }
     fn write(&self, _offset: u64, _data: &[u8]) {}
@@ -106,19 +105,22 @@ mod tests {
     }
 
     #[test]
-    fn timer_reads_as_a_dword_only() {
+    fn timer_reads_as_dword_word_or_byte() {
         let (p, c, _) = pm();
         let t = PmTimer(p);
         c.set(2_000_000_000);
         let mut d = [0u8; 4];
         t.read(0, &mut d);
-        assert_eq!(u32::from_le_bytes(d), 7_159_090);
+        assert_eq!(u32::from_le_bytes(d), 7_159_090); // 0x6D3D32
         let mut w = [0xffu8; 2];
         t.read(0, &mut w);
-        assert_eq!(w, [0, 0]);
+        assert_eq!(u16::from_le_bytes(w), 0x3d32);
         let mut b = [0xffu8; 1];
-        t.read(1, &mut b);
-        assert_eq!(b, [0]);
+        t.read(2, &mut b);
+        assert_eq!(b, [0x6d]);
+        t.write(0, &[0; 4]);
+        t.read(0, &mut d);
+        assert_eq!(u32::from_le_bytes(d), 7_159_090);
     }
 
     #[test]

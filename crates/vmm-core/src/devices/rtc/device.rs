@@ -57,7 +57,7 @@ pub struct Rtc {
 pub type WakeHook = Box<dyn Fn() + Send + Sync>;
 
 impl Rtc {
-    /// An RTC set to the clock's wall-clock time (UTC), 24-hour BCD, with `extra` CMOS
+    /// An RTC set to the clock's wall-clock time (UTC, whole seconds), 24-hour BCD, with `extra` CMOS
     /// bytes (index, value) such as [`super::cmos::machine_bytes`].
     pub fn new(clock: Arc<dyn Clock>, irq: Arc<dyn IrqLine>, extra: &[(u8, u8)]) -> Rtc {
         let now = clock.now_ns();
@@ -73,9 +73,11 @@ impl Rtc {
             index: 0,
             nmi_disabled: false,
             cmos,
+            // As QEMU's rtc_set_date_from_host: whole seconds, sub-second phase 0 at
+            // start, so updates fall at whole seconds of the VM's life.
             base_secs: (epoch / 1_000_000_000) as i64,
             last_update: now,
-            offset: (epoch % 1_000_000_000) as i64,
+            offset: 0,
             last_sec: 0,
             next_periodic: 0,
             period: 0,
