@@ -137,3 +137,86 @@ fn power_off_through_pm1a_cnt_exits_0() {
     );
     assert_eq!(reason.exit_code(), 0);
 }
+
+/// Runs built-in `guest` under QEMU 7.2 (q35: PM base 0x600 as kvmbus; the TSC frequency
+/// leaf offered so the guests time themselves as under kvmbus).
+fn qemu(name: &str, guest: &str, smp: u32, cmdline: &str) -> std::process::Output {
+    if Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("qemu-system-x86_64 is not installed (scripts/setup.sh installs it)");
+    }
+    let d = scratch(name);
+    let img = d.join(format!("{guest}.elf"));
+    std::fs::write(
+        &img,
+        vmm_core::builtin::image(guest).expect("built-in guest"),
+    )
+    .unwrap();
+    let cpu = "host,-arch-capabilities,+invtsc,+vmware-cpuid-freq";
+    run_with_deadline(
+        Command::new("qemu-system-x86_64")
+            .args(["-M", "q35", "-enable-kvm", "-cpu", cpu, "-m", "64"])
+            .args(["-display", "none", "-serial", "stdio", "-no-reboot"])
+            .args(["-smp", &smp.to_string(), "-kernel"])
+            .arg(&img)
+            .args(["-append", cmdline])
+            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=1"])
+            .stdin(std::process::Stdio::null()),
+        T,
+    )
+}
+
+/// The line of `out` that starts with `prefix`.
+fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no '{prefix}' line in:\n{out}"))
+}
+
+#[test]
+fn the_same_guests_pass_under_qemu_with_the_same_platform() {
+    if !kvm_or_skip("the_same_guests_pass_under_qemu_with_the_same_platform") {
+        return;
+    }
+    let q = qemu("qemu-acpi-check", "acpi-check", 2, "cpus=2");
+    let qout = stdout(&q);
+    assert_eq!(q.status.code(), Some(1), "{qout}\n{}", stderr(&q));
+    assert!(qout.contains("acpi-check: all ok"), "{qout}");
+    let (reason, ours) = run_acpi_guest("ours-acpi-check", "acpi-check", 2, "cpus=2");
+    assert_eq!(reason, StopReason::DebugExit(0), "{ours}");
+    // Same fixed-hardware layout and sleep types as QEMU's q35.
+    assert_eq!(
+        line(&qout, "acpi-check: SLP_TYP"),
+        line(&ours, "acpi-check: SLP_TYP")
+    );
+    // (SeaBIOS's MP table is not where the guest library looks: compare the MADT part.)
+    for o in [&qout, &ours] {
+        let madt = line(o, "acpi-check: MADT: 2 local APICs");
+        assert!(madt.ends_with("SCI override flags d"), "{madt}");
+    }
+    let blocks = |o: &str| {
+        line(o, "acpi-check: FADT")
+            .split_once(": SCI")
+            .unwrap()
+            .1
+            .to_string()
+    };
+    assert_eq!(blocks(&qout), blocks(&ours));
+
+    let q = qemu("qemu-rtc-check", "rtc-check", 1, "");
+    let qout = stdout(&q);
+    assert_eq!(q.status.code(), Some(1), "{qout}\n{}", stderr(&q));
+    assert!(qout.contains("rtc-check: all ok"), "{qout}");
+
+    // kvm-unit-tests' s3 protocol on QEMU: what s3-check expects of kvmbus once S3 is in.
+    let q = qemu("qemu-s3-check", "s3-check", 1, "");
+    let qout = stdout(&q);
+    assert_eq!(q.status.code(), Some(1), "{qout}\n{}", stderr(&q));
+    assert!(
+        qout.contains("s3-check: resumed at the waking vector in real mode"),
+        "{qout}"
+    );
+}
