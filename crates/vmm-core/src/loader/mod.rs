@@ -4,8 +4,8 @@ mod elf;
 mod multiboot;
 
 pub use multiboot::{
-    load_multiboot, write_boot_info, BootInfo, LoadedImage, EBDA_START as EBDA_ADDR, MBI_ADDR,
-    MB_BOOTLOADER_MAGIC,
+    load_multiboot, write_boot_info, BootInfo, LoadedImage, CMDLINE_MAX, EBDA_START as EBDA_ADDR,
+    MBI_ADDR, MB_BOOTLOADER_MAGIC,
 };
 
 /// Why an image could not be loaded. Messages are complete sentences for the user.
