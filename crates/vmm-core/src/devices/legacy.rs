@@ -1,12 +1,10 @@
-//! Tiny one-register devices.
+//! Tiny one-register devices. (Power-off is ACPI's PM1a_CNT, in `devices/pm/`.)
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use crate::bus::BusDevice;
 use crate::control::{StopReason, VmControl};
-
-use super::POWER_OFF_VALUE;
 
 /// QEMU's isa-debug-exit: a 1-byte write of `v` stops the VM with exit code
 /// `(v << 1) | 1`. Reads return all-ones; other widths are ignored.
@@ -19,23 +17,6 @@ impl BusDevice for DebugExit {
     fn write(&self, offset: u64, data: &[u8]) {
         if offset == 0 && data.len() == 1 {
             self.0.request_stop(StopReason::DebugExit(data[0]));
-        }
-    }
-}
-
-/// The power-off register: a 16-bit write of 0x2000 stops the VM with exit code 0.
-pub struct PowerOff(pub Arc<VmControl>);
-
-impl BusDevice for PowerOff {
-    fn read(&self, _offset: u64, data: &mut [u8]) {
-        data.fill(0);
-    }
-    fn write(&self, offset: u64, data: &[u8]) {
-        if offset == 0
-            && data.len() == 2
-            && u16::from_le_bytes([data[0], data[1]]) == POWER_OFF_VALUE
-        {
-            self.0.request_stop(StopReason::PowerOff);
         }
     }
 }
@@ -75,17 +56,6 @@ mod tests {
         d.write(0, &[5]);
         assert_eq!(c.reason(), Some(StopReason::DebugExit(5)));
         assert_eq!(c.reason().unwrap().exit_code(), 11);
-    }
-
-    #[test]
-    fn power_off_needs_the_value() {
-        let c = Arc::new(VmControl::default());
-        let p = PowerOff(c.clone());
-        p.write(0, &[0x00, 0x10]);
-        p.write(0, &[0x00]);
-        assert!(!c.stopping());
-        p.write(0, &POWER_OFF_VALUE.to_le_bytes());
-        assert_eq!(c.reason(), Some(StopReason::PowerOff));
     }
 
     #[test]

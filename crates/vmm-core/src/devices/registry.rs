@@ -1,7 +1,7 @@
 //! One place builds devices.
 //!
 //! Every `[[device]] kind` (a PCI function) and every platform device (not a PCI
-//! function: serial, debug-exit, power-off, POST port, ...) is one module with two
+//! function: serial, debug-exit, ACPI, POST port, ...) is one module with two
 //! parts:
 //! * a **parse** function that turns its TOML table into its own typed spec, placing every
 //!   error at `file:line:column` (the loader calls it; `kvmbus check` runs the same);
@@ -110,7 +110,7 @@ pub const PLATFORM: &[PlatformKind] = &[
     },
     PlatformKind {
         section: "",
-        parse: kinds::legacy::parse_power_off,
+        parse: kinds::acpi::parse,
     },
     PlatformKind {
         section: "",

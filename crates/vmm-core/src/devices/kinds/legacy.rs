@@ -1,21 +1,20 @@
-//! The one-register platform devices: debug-exit, power-off and the POST port. They
-//! have no section of their own and are always present.
+//! The one-register platform devices: debug-exit and the POST port. They have no
+//! section of their own and are always present. (Power-off is ACPI's PM1a_CNT: see
+//! `kinds/acpi.rs`.)
 
 use std::sync::Arc;
 
 use crate::config::{ConfigError, ParseCx, Value};
 use crate::devices::registry::PlatformSpec;
 use crate::devices::wiring::Wiring;
-use crate::devices::{DebugExit, PostPort, PowerOff, DEBUG_EXIT_PORT, POST_PORT, POWER_OFF_PORT};
+use crate::devices::{DebugExit, PostPort, DEBUG_EXIT_PORT, POST_PORT};
 use crate::Result;
 
-/// Which of the three.
+/// Which of the two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LegacySpec {
     /// QEMU's isa-debug-exit at 0xF4.
     DebugExit,
-    /// The power-off register at 0x604.
-    PowerOff,
     /// The POST port 0x80.
     Post,
 }
@@ -32,14 +31,6 @@ pub fn parse_debug_exit(
     always(LegacySpec::DebugExit)
 }
 
-/// Power-off is always present.
-pub fn parse_power_off(
-    _cx: &ParseCx,
-    _v: Option<Value<'_>>,
-) -> std::result::Result<Option<Arc<dyn PlatformSpec>>, ConfigError> {
-    always(LegacySpec::PowerOff)
-}
-
 /// The POST port is always present.
 pub fn parse_post(
     _cx: &ParseCx,
@@ -52,7 +43,6 @@ impl PlatformSpec for LegacySpec {
     fn name(&self) -> &'static str {
         match self {
             LegacySpec::DebugExit => "debug-exit",
-            LegacySpec::PowerOff => "power-off",
             LegacySpec::Post => "post",
         }
     }
@@ -65,12 +55,6 @@ impl PlatformSpec for LegacySpec {
                 1,
                 self.name(),
                 Arc::new(DebugExit(control)),
-            ),
-            LegacySpec::PowerOff => w.pio.insert(
-                POWER_OFF_PORT as u64,
-                2,
-                self.name(),
-                Arc::new(PowerOff(control)),
             ),
             LegacySpec::Post => w.pio.insert(
                 POST_PORT as u64,
