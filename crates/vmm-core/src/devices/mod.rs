@@ -1,5 +1,6 @@
-//! Legacy platform devices: UART, debug-exit, power-off and the POST port.
+//! Platform devices: UART, debug-exit, power-off, the POST port and fw_cfg.
 
+pub mod fw_cfg;
 pub mod irq_line;
 pub mod irq_socket;
 pub mod irq_test;
