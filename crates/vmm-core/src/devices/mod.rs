@@ -7,7 +7,7 @@ pub mod irq_test;
 mod legacy;
 mod serial;
 
-pub use legacy::{DebugExit, PostPort, PowerOff};
+pub use legacy::{DebugExit, DebugExitPorts, PostPort, PowerOff};
 pub use serial::{SerialConsole, SerialSink};
 
 /// I/O port of the QEMU-compatible debug-exit device.
