@@ -315,7 +315,7 @@ mod tests {
         let k = i.file_key(&long[..55]).unwrap();
         let dir = i.data(FW_CFG_FILE_DIR).unwrap();
         let e = &dir[4 + 64 * (k - 0x20) as usize..][..64];
-        assert_eq!(&e[8..63], long[..55].as_bytes());
+        assert_eq!(&e[8..63], &long.as_bytes()[..55]);
         assert_eq!(e[63], 0);
     }
 

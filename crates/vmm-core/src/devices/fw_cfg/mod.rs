@@ -5,16 +5,16 @@
 //! `docs/specs/fw_cfg.rst`, access width by access width, so that software written for
 //! QEMU (kvm-unit-tests' x86 kernels, SeaBIOS) reads the same bytes here.
 //!
-//! * [`items`]: the items and the cursor (key + offset) the two interfaces share;
-//! * [`pio`]: the ports and how each access width decodes;
-//! * [`dma`]: the DMA descriptor engine.
+//! * `items`: the items and the cursor (key + offset) the two interfaces share;
+//! * `pio`: the ports and how each access width decodes;
+//! * `dma`: the DMA descriptor engine.
 //!
 //! ```
 //! use vm_memory::{GuestAddress, GuestMemoryMmap};
 //! use vmm_core::bus::BusDevice;
 //! use vmm_core::devices::fw_cfg::{FwCfg, FwCfgItems, MachineInfo, FW_CFG_NB_CPUS};
 //!
-//! let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
+//! let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
 //! let items = FwCfgItems::new(MachineInfo { ram_size: 1 << 20, boot_cpus: 4, max_cpus: 4 });
 //! let dev = FwCfg::new(items, mem);
 //! dev.write(0, &FW_CFG_NB_CPUS.to_le_bytes()); // outw 0x510
