@@ -7,7 +7,8 @@
 //!
 //! * `items`: the items and the cursor (key + offset) the two interfaces share;
 //! * `pio`: the ports and how each access width decodes;
-//! * `dma`: the DMA descriptor engine.
+//! * `dma`: the DMA descriptor engine;
+//! * `config`: the typed `[[fw_cfg]]` files and QEMU's checks of them.
 //!
 //! ```
 //! use vm_memory::{GuestAddress, GuestMemoryMmap};
@@ -23,6 +24,7 @@
 //! assert_eq!(b, [4]);
 //! ```
 
+mod config;
 mod dma;
 mod items;
 mod pio;
@@ -33,6 +35,7 @@ use vm_memory::{Bytes, GuestAddress};
 
 use crate::bus::BusDevice;
 
+pub use config::{build_items, check_name, FwCfgFile, FwCfgSource};
 pub use dma::{DMA_CTL_ERROR, DMA_CTL_READ, DMA_CTL_SELECT, DMA_CTL_SKIP, DMA_CTL_WRITE};
 pub use items::{
     FileError, FwCfgItems, MachineInfo, FW_CFG_ARCH_LOCAL, FW_CFG_BOOT_MENU, FW_CFG_FILE_DIR,
