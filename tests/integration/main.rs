@@ -7,5 +7,6 @@ mod boot;
 mod common;
 mod hypercall;
 mod irq;
+mod lifecycle;
 mod monitor;
 mod pci;

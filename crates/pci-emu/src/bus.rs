@@ -7,13 +7,11 @@
 //! functions reports multi-function in its header type (bit 7 of 0x0E), whatever the
 //! function's own config says.
 //!
-//! Writes return the events they caused (wrapped as [`PciEvent`]s) and publish a copy
-//! of each to every [`subscribe`](PciBus::subscribe)r.
+//! Writes return the events they caused (wrapped as [`PciEvent`]s); the caller applies
+//! them before the guest's access completes.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-
-use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::{Error, Result};
 use crate::host_bridge::HostBridge;
@@ -35,10 +33,9 @@ fn lock(f: &Function) -> MutexGuard<'_, dyn PciFunction + 'static> {
     f.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The PCI bus with its functions and subscribers.
+/// The PCI bus with its functions.
 pub struct PciBus {
     functions: BTreeMap<Bdf, Function>,
-    subscribers: Mutex<Vec<Sender<PciEvent>>>,
     cam_address: u32,
 }
 
@@ -71,7 +68,6 @@ impl PciBus {
         );
         PciBus {
             functions,
-            subscribers: Mutex::new(Vec::new()),
             cam_address: 0,
         }
     }
@@ -102,16 +98,6 @@ impl PciBus {
         Ok(bdf)
     }
 
-    /// A receiver of a copy of every event from now on (unbounded).
-    pub fn subscribe(&mut self) -> Receiver<PciEvent> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        self.subscribers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(tx);
-        rx
-    }
-
     /// The function at `bdf`.
     pub fn function(&self, bdf: Bdf) -> Option<Arc<Mutex<dyn PciFunction>>> {
         self.functions.get(&bdf).cloned()
@@ -122,23 +108,12 @@ impl PciBus {
         self.functions.keys().copied().collect()
     }
 
-    /// Tags a function's events with its address. Does not publish: the bus's own write
-    /// entry points publish; callers that wrap events themselves (BAR writes) call
-    /// [`publish`](Self::publish).
+    /// Tags a function's events with its address.
     pub fn wrap(bdf: Bdf, events: Vec<FunctionEvent>) -> Vec<PciEvent> {
         events
             .into_iter()
             .map(|event| PciEvent { bdf, event })
             .collect()
-    }
-
-    /// Sends a copy of `events` to every subscriber; drops subscribers that are gone.
-    pub fn publish(&self, events: &[PciEvent]) {
-        if events.is_empty() {
-            return;
-        }
-        let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-        subs.retain(|tx| events.iter().all(|e| tx.send(*e).is_ok()));
     }
 
     fn is_multifunction_parent(&self, bdf: Bdf) -> bool {
@@ -171,9 +146,7 @@ impl PciBus {
             Some(f) if valid_access(usize::from(reg), data.len()) => f,
             _ => return Vec::new(),
         };
-        let events = Self::wrap(bdf, lock(f).config_write(reg, data));
-        self.publish(&events);
-        events
+        Self::wrap(bdf, lock(f).config_write(reg, data))
     }
 
     /// The function and register the CAM data port at `port_offset` (4..8) addresses,
@@ -212,7 +185,7 @@ impl PciBus {
 
     /// A write to port 0xCF8 + `port_offset` (0..8): a dword at 0 sets the address
     /// latch; 1, 2 or 4 bytes aligned within 0xCFC write config space of the latched
-    /// function. Returns (and publishes) the events the write caused.
+    /// function. Returns the events the write caused.
     pub fn cam_write(&mut self, port_offset: u16, data: &[u8]) -> Vec<PciEvent> {
         let len = data.len();
         match port_offset {
@@ -254,7 +227,7 @@ impl PciBus {
         }
     }
 
-    /// A write at `offset` inside the ECAM window; returns (and publishes) its events.
+    /// A write at `offset` inside the ECAM window; returns its events.
     pub fn ecam_write(&mut self, offset: u64, data: &[u8]) -> Vec<PciEvent> {
         match Self::ecam_target(offset, data.len()) {
             Some((bdf, reg)) => self.config_write(bdf, reg, data),
@@ -462,12 +435,8 @@ mod tests {
     }
 
     #[test]
-    fn events_are_returned_and_published() {
+    fn events_are_returned() {
         let mut bus = bus_with_functions();
-        let rx1 = bus.subscribe();
-        let rx2 = bus.subscribe();
-        let dropped = bus.subscribe();
-        drop(dropped);
         let f = bdf(0, 2, 3);
         bus.ecam_write(ecam_off(f, 0x14), &0xE000_0000u32.to_le_bytes());
         bus.cam_write(0, &cam_addr(f, 0x04).to_le_bytes());
@@ -482,26 +451,9 @@ mod tests {
                 bus_master: false
             }
         );
-        for rx in [&rx1, &rx2] {
-            assert_eq!(rx.try_iter().collect::<Vec<_>>(), events);
-        }
-        // BAR-side events: wrap does not publish, publish does.
         let fun = bus.function(f).unwrap();
         let bar_events = fun.lock().unwrap().bar_write(2, 12, &0u32.to_le_bytes());
         assert!(bar_events.is_empty(), "MSI-X disabled");
-        let wrapped = PciBus::wrap(
-            f,
-            vec![FunctionEvent::Command {
-                io: true,
-                memory: true,
-                bus_master: true,
-            }],
-        );
-        assert!(rx1.is_empty());
-        bus.publish(&wrapped);
-        assert_eq!(rx1.try_recv(), Ok(wrapped[0]));
-        assert_eq!(rx2.try_recv(), Ok(wrapped[0]));
-        assert!(bus.subscribers.lock().unwrap().len() == 2);
     }
 
     #[derive(Clone, Debug)]
@@ -533,7 +485,6 @@ mod tests {
         #[test]
         fn random_bus_accesses_never_panic(ops in prop::collection::vec(bus_op(), 1..100)) {
             let mut bus = bus_with_functions();
-            let rx = bus.subscribe();
             let mut returned = Vec::new();
             for op in ops {
                 match op {
@@ -543,7 +494,7 @@ mod tests {
                     BusOp::Ecam(o, d, false) => returned.extend(bus.ecam_write(o, &d)),
                 }
             }
-            prop_assert_eq!(rx.try_iter().collect::<Vec<_>>(), returned);
+            prop_assert!(returned.len() <= 400, "a write causes a bounded number of events");
             let host = bdf(0, 0, 0);
             prop_assert_eq!(ecam_read(&mut bus, host, 0, 4), vec![0x86, 0x80, 0xc0, 0x29]);
             prop_assert_eq!(ecam_read(&mut bus, host, 8, 4), vec![0, 0, 0, 6]);

@@ -336,21 +336,18 @@ fn describe(c: &Config, entry: u64, kvm_note: &str) -> String {
         c.ecam_base,
         if c.msi_signal { "signal-msi" } else { "irqfd" }
     );
+    let platform: Vec<&str> = c.platform.iter().map(|p| p.name()).collect();
+    s += &format!("platform:    {}\n", platform.join(", "));
     for d in &c.devices {
-        let at = d
-            .bdf
-            .map_or("next free slot".to_string(), |b| b.to_string());
-        s += &format!("device:      {} at {at}: {:?}\n", d.kind.name(), d.kind);
+        s += &format!(
+            "device:      {} at {}: {:?}\n",
+            d.spec.kind(),
+            d.bdf,
+            d.spec
+        );
     }
-    for h in &c.hypercall_services {
-        s += &format!("hypercall:   nr={:#x} kind={}", h.nr, h.kind);
-        if let Some(p) = &h.socket {
-            s += &format!(" socket={}", p.display());
-        }
-        if let Some(m) = &h.mode {
-            s += &format!(" mode={m}");
-        }
-        s += "\n";
+    for h in &c.hypercall.services {
+        s += &format!("hypercall:   {h:?}\n");
     }
     s
 }

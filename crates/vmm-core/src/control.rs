@@ -117,11 +117,18 @@ impl VmControl {
 
     /// Blocks until a stop is requested; returns the reason.
     pub fn wait(&self) -> StopReason {
-        while !self.stopping.load(Ordering::SeqCst) {
-            let _ = self.rx.recv_timeout(std::time::Duration::from_millis(100));
+        if !self.stopping.load(Ordering::SeqCst) {
+            // The sender lives in `self`, so this returns only on a request.
+            let _ = self.rx.recv();
         }
         self.reason()
             .unwrap_or(StopReason::VmmError("stopped without a reason".into()))
+    }
+
+    /// A channel that receives once a stop is requested (for `select!`); after it fired,
+    /// [`VmControl::wait`] returns the reason at once.
+    pub fn stopped(&self) -> &Receiver<()> {
+        &self.rx
     }
 
     /// The reason, once there is one.

@@ -47,7 +47,7 @@ const TICK: Duration = Duration::from_millis(100);
 /// disconnects (pass `crossbeam_channel::never()` to ignore it). The terminal is restored
 /// on return, on error and on panic; a panic in any thread ends the dashboard with
 /// [`Error::Panicked`].
-pub fn run_tui(source: Source, opts: TuiOptions, stop: Receiver<()>) -> Result<()> {
+pub fn run_tui<T>(source: Source, opts: TuiOptions, stop: Receiver<T>) -> Result<()> {
     let (requests, results) = spawn_fetcher(source.clone())?;
     let mut guard = terminal::Guard::enter()?;
     let mut app = App::new(source.describe(), opts.refresh);

@@ -76,7 +76,7 @@ pub fn image(dir: &Path, guest: &str) -> PathBuf {
     p
 }
 
-/// Boots `elf` under QEMU with KVM (as DESIGN.md gives the command) and returns stdout.
+/// Boots `elf` under QEMU with KVM (`-enable-kvm -kernel` with isa-debug-exit at 0xf4) and returns stdout.
 pub fn qemu(elf: &Path, cmdline: &str) -> String {
     let out = Command::new("qemu-system-x86_64")
         .args(["-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", "64"])

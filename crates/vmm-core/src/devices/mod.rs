@@ -1,11 +1,16 @@
-//! Platform devices: UART, debug-exit, power-off, the POST port and fw_cfg.
+//! Devices: the models (UART, debug-exit, power-off, POST port, fw_cfg, irq-test, ...), their
+//! kinds (config + construction, in [`kinds`]) and the [`registry`] that maps a
+//! configuration to them.
 
 pub mod fw_cfg;
 pub mod irq_line;
 pub mod irq_socket;
 pub mod irq_test;
+pub mod kinds;
 mod legacy;
+pub mod registry;
 mod serial;
+pub mod wiring;
 
 pub use legacy::{DebugExit, DebugExitPorts, PostPort, PowerOff};
 pub use serial::{SerialConsole, SerialSink};

@@ -6,7 +6,7 @@ mod multiboot;
 
 pub use modules::{load_modules, LoadedModules, Module};
 pub use multiboot::{
-    load_multiboot, write_boot_info, write_multiboot_info, BootInfo, LoadedImage,
+    load_multiboot, write_boot_info, write_multiboot_info, BootInfo, LoadedImage, CMDLINE_MAX,
     EBDA_START as EBDA_ADDR, MBI_ADDR, MB_BOOTLOADER_MAGIC,
 };
 

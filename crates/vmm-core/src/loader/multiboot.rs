@@ -15,7 +15,8 @@ use super::{elf, LoadError, LoadedModules};
 pub const MBI_ADDR: u64 = 0x6000;
 const MMAP_ADDR: u64 = 0x5000;
 const CMDLINE_ADDR: u64 = 0x6800;
-const CMDLINE_MAX: usize = 0x800;
+/// Room for the command line at 0x6800, its NUL included.
+pub const CMDLINE_MAX: usize = 0x800;
 const LOADER_NAME_ADDR: u64 = 0x7000;
 /// Guest memory that boot information occupies; images may not load here.
 const BOOT_INFO_RANGE: std::ops::Range<u64> = 0x5000..0x8000;

@@ -170,7 +170,7 @@ impl PciPlatform {
         };
         gauge.set(base as f64);
         let region = Arc::new(BarRegion {
-            platform: self.me.upgrade().expect("platform alive while its bus is"),
+            platform: self.me.clone(),
             function,
             bdf,
             bar: c.index,

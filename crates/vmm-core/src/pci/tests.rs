@@ -137,7 +137,7 @@ fn rig() -> Rig {
         io.clone(),
         Arc::new(Mutex::new(router)),
     );
-    let cam = CamPort(p.clone());
+    let cam = CamPort(Arc::downgrade(&p));
     Rig {
         p,
         pio,
