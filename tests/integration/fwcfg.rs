@@ -81,7 +81,10 @@ fn fwcfg_check_reads_the_same_as_on_qemu() {
         [[fw_cfg]]\nname = \"opt/org.kvmbus/greeting\"\nstring = \"hello fw_cfg\"\n\
         [[fw_cfg]]\nname = \"opt/org.kvmbus/blob\"\nfile = \"blob.bin\"\n";
     let k = ours(&d, "fwcfg", &img, 2, "", extra);
-    let blob_arg = format!("name=opt/org.kvmbus/blob,file={}", d.join("blob.bin").display());
+    let blob_arg = format!(
+        "name=opt/org.kvmbus/blob,file={}",
+        d.join("blob.bin").display()
+    );
     let q = qemu(
         &img,
         2,
@@ -123,7 +126,8 @@ fn multiboot_modules_are_seen_as_on_qemu() {
     let img = image(&d, "mods-check");
     std::fs::write(d.join("env.txt"), "NR_CPUS=1\nMEMSIZE=64\n").unwrap();
     std::fs::write(d.join("blob.bin"), vec![0xa5u8; 5000]).unwrap();
-    let extra = "modules = [{ path = \"env.txt\" }, { path = \"blob.bin\", cmdline = \"a b=c\" }]\n";
+    let extra =
+        "modules = [{ path = \"env.txt\" }, { path = \"blob.bin\", cmdline = \"a b=c\" }]\n";
     let k = ours(&d, "mods", &img, 1, "one two=2", extra);
     let initrd = format!(
         "{},{} a b=c",
@@ -138,7 +142,10 @@ fn multiboot_modules_are_seen_as_on_qemu() {
         out.contains("module 1: 5000 bytes") && out.contains("name 'blob.bin', args 'a b=c'"),
         "{out}"
     );
-    assert!(!out.contains("aligned no") && !out.contains("yes, after the kernel no"), "{out}");
+    assert!(
+        !out.contains("aligned no") && !out.contains("yes, after the kernel no"),
+        "{out}"
+    );
     same(&k, &q);
 }
 
@@ -152,7 +159,11 @@ fn cpuid_is_what_qemu_cpu_host_shows() {
     let img = image(&d, "cpuid-dump");
     let k = ours(&d, "cpuid", &img, 2, "", "");
     let q = qemu(&img, 2, &[]);
-    assert!(stdout(&k).contains("0000000b.1: 00000001 00000002 00000201"), "{}", stdout(&k));
+    assert!(
+        stdout(&k).contains("0000000b.1: 00000001 00000002 00000201"),
+        "{}",
+        stdout(&k)
+    );
     same(&k, &q);
 }
 
@@ -172,7 +183,7 @@ fn bad_fw_cfg_debug_exit_and_module_keys_are_config_errors() {
         (
             "both",
             "[[fw_cfg]]\nname = \"opt/a\"\nstring = \"1\"\nfile = \"big.bin\"\n",
-            7,
+            9,
             "exactly one",
         ),
         (
@@ -192,7 +203,7 @@ fn bad_fw_cfg_debug_exit_and_module_keys_are_config_errors() {
         (
             "module",
             "modules = [{ path = \"big.bin\" }]\n",
-            7,
+            8,
             "memory_mib",
         ),
     ] {

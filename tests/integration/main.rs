@@ -5,6 +5,7 @@
 
 mod boot;
 mod common;
+mod fwcfg;
 mod hypercall;
 mod irq;
 mod lifecycle;

@@ -101,7 +101,7 @@ pub const PLATFORM: &[PlatformKind] = &[
         parse: kinds::serial::parse,
     },
     PlatformKind {
-        section: "",
+        section: "debug_exit",
         parse: kinds::legacy::parse_debug_exit,
     },
     PlatformKind {
@@ -111,6 +111,10 @@ pub const PLATFORM: &[PlatformKind] = &[
     PlatformKind {
         section: "",
         parse: kinds::legacy::parse_post,
+    },
+    PlatformKind {
+        section: "fw_cfg",
+        parse: kinds::fw_cfg::parse,
     },
 ];
 
