@@ -7,6 +7,7 @@ mod acpi;
 mod boot;
 mod common;
 mod fleet;
+mod fwcfg;
 mod hypercall;
 mod irq;
 mod lifecycle;

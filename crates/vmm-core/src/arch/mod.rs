@@ -4,5 +4,5 @@ pub mod acpi;
 mod cpu;
 mod mptable;
 
-pub use cpu::{setup_boot_regs, setup_cpuid};
+pub use cpu::{guest_cpuid, host_brand, setup_boot_regs, setup_cpuid};
 pub use mptable::{write_mptable, IOAPIC_ADDR, LAPIC_ADDR};

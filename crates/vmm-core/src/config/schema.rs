@@ -82,6 +82,19 @@ pub struct BootSource {
     pub image: String,
     /// The guest command line.
     pub cmdline: String,
+    /// `[boot] modules`: multiboot modules, in order.
+    pub modules: Vec<ModuleSource>,
+}
+
+/// One multiboot module (`[boot] modules = [{ path, cmdline }]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleSource {
+    /// The file (resolved against the configuration's directory).
+    pub path: String,
+    /// Its arguments (the module's command line is `path` or `path cmdline`).
+    pub cmdline: String,
+    /// Where the module's table was written: (line, column).
+    pub place: (usize, usize),
 }
 
 /// `[serial] output`.

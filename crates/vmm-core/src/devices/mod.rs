@@ -1,9 +1,10 @@
-//! Devices: the models (UART, debug-exit, ACPI PM and RTC, POST port, irq-test, ...), their
-//! kinds (config + construction, in [`kinds`]) and the [`registry`] that maps a
-//! configuration to them.
+//! Devices: the models (UART, debug-exit, ACPI PM and RTC, POST port, fw_cfg, irq-test,
+//! ...), their kinds (config + construction, in [`kinds`]) and the [`registry`] that maps
+//! a configuration to them.
 
 pub mod clock;
 pub mod deadline;
+pub mod fw_cfg;
 pub mod irq_line;
 pub mod irq_socket;
 pub mod irq_test;
@@ -17,7 +18,7 @@ pub mod rtc;
 mod serial;
 pub mod wiring;
 
-pub use legacy::{DebugExit, PostPort};
+pub use legacy::{DebugExit, DebugExitPorts, PostPort};
 pub use serial::{SerialConsole, SerialSink};
 
 /// I/O port of the QEMU-compatible debug-exit device.

@@ -105,7 +105,7 @@ pub const PLATFORM: &[PlatformKind] = &[
         parse: kinds::serial::parse,
     },
     PlatformKind {
-        section: "",
+        section: "debug_exit",
         parse: kinds::legacy::parse_debug_exit,
     },
     PlatformKind {
@@ -119,6 +119,10 @@ pub const PLATFORM: &[PlatformKind] = &[
     PlatformKind {
         section: "pc_testdev",
         parse: kinds::pc_testdev::parse,
+    },
+    PlatformKind {
+        section: "fw_cfg",
+        parse: kinds::fw_cfg::parse,
     },
 ];
 

@@ -3,6 +3,7 @@
 //! live beside this module (`devices/irq_test.rs`, `devices/serial.rs`, ...).
 
 pub mod acpi;
+pub mod fw_cfg;
 pub mod hypercall_gateway;
 pub mod irq_test;
 pub mod legacy;
