@@ -71,6 +71,22 @@ pub enum BarKind {
 }
 
 impl BarKind {
+    /// A short label for logs and metrics: `io`, `mem32`, `mem64`, with `-pref` when
+    /// prefetchable.
+    pub fn label(self) -> &'static str {
+        match self {
+            BarKind::Io => "io",
+            BarKind::Mem32 {
+                prefetchable: false,
+            } => "mem32",
+            BarKind::Mem32 { prefetchable: true } => "mem32-pref",
+            BarKind::Mem64 {
+                prefetchable: false,
+            } => "mem64",
+            BarKind::Mem64 { prefetchable: true } => "mem64-pref",
+        }
+    }
+
     /// True for the memory kinds.
     pub fn is_memory(self) -> bool {
         !matches!(self, BarKind::Io)

@@ -158,9 +158,9 @@ impl PciPlatform {
             }
         }
         let memory = c.kind.is_memory();
-        let kind = format!("{:?}", c.kind);
+        let kind = c.kind.label();
         let gauge = metrics::gauge!(monitor::names::PCI_BAR_ADDRESS, "vm" => self.vm.clone(),
-            "bdf" => bdf.to_string(), "bar" => c.index.to_string(), "kind" => kind.clone());
+            "bdf" => bdf.to_string(), "bar" => c.index.to_string(), "kind" => kind);
         metrics::gauge!(monitor::names::PCI_BAR_SIZE_BYTES, "vm" => self.vm.clone(),
             "bdf" => bdf.to_string(), "bar" => c.index.to_string(), "kind" => kind)
         .set(c.size as f64);
