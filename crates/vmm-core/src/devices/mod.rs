@@ -5,6 +5,7 @@ pub mod irq_socket;
 pub mod irq_test;
 mod legacy;
 mod serial;
+pub mod vfio_user;
 
 pub use legacy::{DebugExit, PostPort, PowerOff};
 pub use serial::{SerialConsole, SerialSink};
