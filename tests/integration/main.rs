@@ -9,3 +9,4 @@ mod hypercall;
 mod irq;
 mod monitor;
 mod pci;
+mod vfio_user;

@@ -9,6 +9,7 @@
 //!   accesses are forwarded as REGION_READ/WRITE; a dead or stalled server reads
 //!   all-ones until it reconnects.
 
+pub mod attach;
 pub mod client;
 pub mod server;
 pub mod slots;
