@@ -86,6 +86,9 @@ enum Command {
         /// irq-test: MSI vectors (power of two, 1..=32).
         #[arg(long, default_value_t = 4)]
         msi_vectors: u16,
+        /// irq-test: add BAR4, 4 KiB of shared memory handed over as an mmap-able region.
+        #[arg(long)]
+        shared_bar: bool,
     },
     /// Write a built-in guest's multiboot ELF image to a file (to boot it elsewhere, e.g. QEMU).
     Image {
@@ -128,7 +131,8 @@ pub fn main() -> i32 {
             device,
             msix_vectors,
             msi_vectors,
-        } => device_server(&socket, &device, msix_vectors, msi_vectors),
+            shared_bar,
+        } => device_server(&socket, &device, msix_vectors, msi_vectors, shared_bar),
     }
 }
 
@@ -451,11 +455,17 @@ fn image(name: Option<String>, output: Option<PathBuf>, list: bool) -> i32 {
     }
 }
 
-fn device_server(socket: &std::path::Path, device: &str, msix: u16, msi: u16) -> i32 {
+fn device_server(
+    socket: &std::path::Path,
+    device: &str,
+    msix: u16,
+    msi: u16,
+    shared_bar: bool,
+) -> i32 {
     use vmm_core::devices::vfio_user::{self, server};
     vmm_core::logger::init(None);
     let served = match device {
-        "irq-test" => vfio_user::served_irq_test(msix, msi),
+        "irq-test" => vfio_user::served_irq_test(msix, msi, shared_bar),
         d => {
             eprintln!("kvmbus: --device is '{d}', expected 'irq-test'");
             return exit_code::CONFIG;

@@ -58,7 +58,9 @@ impl IrqChip for NoChip {
 /// The irq-test device model ready to be served: the same [`IrqTest`] as in-process,
 /// raising its vectors through [`IrqSlots`]. In the server its MSI/MSI-X capabilities are
 /// never enabled (the client emulates them), so every MODE fires through the slots.
-pub fn served_irq_test(msix_vectors: u16, msi_vectors: u16) -> Result<Served> {
+/// With `shared_bar`, BAR4 is 4 KiB of shared memory offered as an mmap-able region
+/// (the client maps it into the guest: accesses cost no exit).
+pub fn served_irq_test(msix_vectors: u16, msi_vectors: u16, shared_bar: bool) -> Result<Served> {
     let slots = IrqSlots::new(usize::from(msix_vectors.max(msi_vectors)))?;
     let chip: Arc<dyn IrqChip> = Arc::new(NoChip);
     let injector = Arc::new(ExitInjector::new(chip.clone()));
@@ -69,5 +71,10 @@ pub fn served_irq_test(msix_vectors: u16, msi_vectors: u16) -> Result<Served> {
         msi: u32::from(msi_vectors),
         msix: u32::from(msix_vectors),
         intx: None,
+        shared_bars: if shared_bar {
+            vec![(4, server::shared_memory(4096)?, 4096)]
+        } else {
+            Vec::new()
+        },
     })
 }

@@ -91,6 +91,23 @@ pub struct Served {
     pub msix: u32,
     /// INTx, if the device has a pin.
     pub intx: Option<Arc<LevelIntx>>,
+    /// BARs that are plain shared memory (a memfd), offered as mmap-able regions: the
+    /// client maps them into the guest, so guest accesses never reach this process.
+    pub shared_bars: Vec<(u8, Arc<OwnedFd>, u64)>,
+}
+
+/// A memfd of `size` bytes for a shared-memory BAR.
+pub fn shared_memory(size: u64) -> Result<Arc<OwnedFd>> {
+    // SAFETY: a valid NUL-terminated name; the result is checked.
+    let fd = unsafe { libc::memfd_create(c"kvmbus-shared-bar".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io("memfd_create".into())(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just created and is owned by nobody else.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let f = std::fs::File::from(fd.try_clone().map_err(io("dup".into()))?);
+    f.set_len(size).map_err(io("sizing a shared BAR".into()))?;
+    Ok(Arc::new(fd))
 }
 
 struct DmaRegion {
@@ -107,6 +124,8 @@ pub struct Server {
     dma: Vec<DmaRegion>,
     /// What the client accepts from us (its announced caps).
     client_caps: vu::Capabilities,
+    /// Fds to send with the reply being built.
+    reply_fds: Vec<std::os::fd::RawFd>,
 }
 
 fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -209,11 +228,17 @@ impl Server {
                 i += 1;
             }
         }
+        for (bar, _, size) in &dev.shared_bars {
+            if let Some(s) = bar_sizes.get_mut(usize::from(*bar)) {
+                *s = *size;
+            }
+        }
         Server {
             dev,
             bar_sizes,
             dma: Vec::new(),
             client_caps: vu::Capabilities::default(),
+            reply_fds: Vec::new(),
         }
     }
 
@@ -292,12 +317,14 @@ impl Server {
                 // No server-initiated requests are outstanding; ignore stray replies.
                 continue;
             }
+            self.reply_fds.clear();
             let answer = self.dispatch(&m);
             if m.header.no_reply() {
                 continue;
             }
+            let fds = std::mem::take(&mut self.reply_fds);
             let sent = match answer {
-                Ok(payload) => chan.reply(&m.header, &payload, &[]),
+                Ok(payload) => chan.reply(&m.header, &payload, &fds),
                 Err(errno) => chan.reply_error(&m.header, errno as u32),
             };
             sent.map_err(|e| Error::Device {
@@ -381,10 +408,18 @@ impl Server {
                     return Err(libc::EINVAL);
                 }
                 let size = self.region_size(req.index);
-                let rw = vu::REGION_READ | vu::REGION_WRITE;
+                let mut flags = if size > 0 {
+                    vu::REGION_READ | vu::REGION_WRITE
+                } else {
+                    0
+                };
+                if let Some((_, fd, _)) = self.shared_bar(req.index) {
+                    flags |= vu::REGION_MMAP;
+                    self.reply_fds.push(fd.as_raw_fd());
+                }
                 Ok(vu::RegionInfo {
                     argsz: vu::RegionInfo::SIZE,
-                    flags: if size > 0 { rw } else { 0 },
+                    flags,
                     index: req.index,
                     cap_offset: 0,
                     size,
@@ -448,6 +483,13 @@ impl Server {
             | Command::DeviceGetRegionIoFds
             | Command::DirtyPages => Err(libc::ENOSYS),
         }
+    }
+
+    fn shared_bar(&self, index: u32) -> Option<&(u8, Arc<OwnedFd>, u64)> {
+        self.dev
+            .shared_bars
+            .iter()
+            .find(|(b, _, _)| u32::from(*b) == index)
     }
 
     fn region_size(&self, index: u32) -> u64 {
@@ -529,6 +571,21 @@ impl Server {
     }
 
     fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) {
+        if let Some((_, fd, _)) = self.shared_bar(region) {
+            // SAFETY: reads into `data`, which is valid for its length; checked below.
+            let n = unsafe {
+                libc::pread(
+                    fd.as_raw_fd(),
+                    data.as_mut_ptr() as *mut libc::c_void,
+                    data.len(),
+                    offset as libc::off_t,
+                )
+            };
+            if n != data.len() as isize {
+                data.fill(0xff);
+            }
+            return;
+        }
         for (off, at, n) in chunks(offset, data.len()) {
             let d = &mut data[at..at + n];
             match region {
@@ -540,6 +597,19 @@ impl Server {
     }
 
     fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) {
+        if let Some((_, fd, _)) = self.shared_bar(region) {
+            // SAFETY: writes from `data`, valid for its length; a short write drops the
+            // rest, as a write to a dead device would.
+            unsafe {
+                libc::pwrite(
+                    fd.as_raw_fd(),
+                    data.as_ptr() as *const libc::c_void,
+                    data.len(),
+                    offset as libc::off_t,
+                )
+            };
+            return;
+        }
         for (off, at, n) in chunks(offset, data.len()) {
             let d = &data[at..at + n];
             match region {

@@ -98,7 +98,7 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 #[test]
 fn the_served_irq_test_reads_fires_dies_and_comes_back() {
     let path = sock("irq");
-    let conns = spawn_server(&path, served_irq_test(8, 4).unwrap(), 2);
+    let conns = spawn_server(&path, served_irq_test(8, 4, false).unwrap(), 2);
     let hs = handles(8);
     let given = hs.clone();
     let mut asked = 0;
@@ -214,6 +214,7 @@ fn intx_is_a_level_re_raised_after_eoi_while_asserted() {
         msi: 0,
         msix: 0,
         intx: Some(line.clone()),
+        shared_bars: Vec::new(),
     };
     let _conns = spawn_server(&path, served, 1);
     let route = Arc::new(TestRoute::default());
@@ -354,4 +355,59 @@ fn malformed_servers_are_errors_not_panics() {
     for p in [p, p2, p3, p4] {
         let _ = std::fs::remove_file(p);
     }
+}
+
+/// Records memory slots instead of KVM.
+#[derive(Default)]
+struct TestMapper {
+    slots: Mutex<Vec<(u32, u64, u64)>>,
+}
+
+impl GuestMapper for TestMapper {
+    fn map(&self, gpa: u64, size: u64, _host: u64) -> Result<u32> {
+        let mut s = self.slots.lock().unwrap();
+        let slot = 16 + s.len() as u32;
+        s.push((slot, gpa, size));
+        Ok(slot)
+    }
+    fn unmap(&self, slot: u32) {
+        self.slots.lock().unwrap().retain(|(s, _, _)| *s != slot);
+    }
+}
+
+#[test]
+fn an_mmap_able_region_becomes_a_memory_slot_that_moves_with_its_bar() {
+    let path = sock("mmap");
+    let _conns = spawn_server(&path, served_irq_test(2, 1, true).unwrap(), 1);
+    let mapper = Arc::new(TestMapper::default());
+    let hs = handles(2);
+    let mut v = |_n: u16| Ok(hs.clone());
+    let mut dev = VfioUserDevice::connect(
+        &opts(&path),
+        Wiring {
+            vectors: &mut v,
+            dma: None,
+            mapper: Some(mapper.clone()),
+            intx: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(dev.mapped_areas(), vec![(4, 0, 4096, None)]);
+    // Place BAR4 and enable memory decoding: a slot appears at the BAR.
+    dev.config_write(0x20, &0x9000_0000u32.to_le_bytes());
+    dev.config_write(0x04, &2u16.to_le_bytes());
+    assert_eq!(*mapper.slots.lock().unwrap(), vec![(16, 0x9000_0000, 4096)]);
+    // The memory is the server's: written through the mapping, read by the server.
+    dev.bar_write(4, 8, &0xabcd_0123u32.to_le_bytes());
+    assert_eq!(r32(&mut dev, 4, 8), 0xabcd_0123);
+    let mut via_server = [0u8; 4];
+    dev.conn().region_read(4, 8, &mut via_server);
+    assert_eq!(u32::from_le_bytes(via_server), 0xabcd_0123);
+    // Move it: the slot follows.
+    dev.config_write(0x20, &0x9100_0000u32.to_le_bytes());
+    assert_eq!(mapper.slots.lock().unwrap()[0].1, 0x9100_0000);
+    // Decoding off: no slot.
+    dev.config_write(0x04, &0u16.to_le_bytes());
+    assert!(mapper.slots.lock().unwrap().is_empty());
+    let _ = std::fs::remove_file(&path);
 }
