@@ -1,6 +1,7 @@
 //! vfio-user: the irq-test device served by `kvmbus device-server` in another process,
 //! driven by the irq-check guest on real KVM exactly like the in-process device; and a
-//! server killed mid-run (all-ones, the VM keeps running, the device comes back).
+//! server killed mid-run (all-ones, the VM keeps running, the device comes back); and
+//! the client against the rust-vmm crate's gpio example, a server not written here.
 //!
 //! The device is put on the VM with `devices::vfio_user::attach` (the library path)
 //! until `[[device]] kind = "vfio-user"` is wired through the device registry.
@@ -9,11 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use pci_emu::Bdf;
+use pci_emu::{Bdf, PciFunction};
 use vmm_core::control::StopReason;
 use vmm_core::devices::irq_test::MAGIC;
 use vmm_core::devices::vfio_user::attach::attach;
+use vmm_core::devices::vfio_user::client::{ClientOptions, IntxRoute, VfioUserDevice, Wiring};
 use vmm_core::vm::{RunOptions, Vm};
+use vmm_sys_util::eventfd::EventFd;
 
 use crate::common::*;
 
@@ -148,4 +151,114 @@ fn a_killed_server_reads_all_ones_and_comes_back() {
     assert_eq!(t.join().unwrap().expect("run"), StopReason::PowerOff);
     let _ = again.kill();
     let _ = again.wait();
+}
+
+/// The rust-vmm `vfio-user` crate's gpio example (a server nobody here wrote), built
+/// from the crate's fetched source (fetched with `cargo info` if absent).
+fn gpio_example() -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
+    let find = || {
+        std::fs::read_dir(home.join("registry/src"))
+            .ok()?
+            .flatten()
+            .map(|d| d.path().join("vfio_user-0.1.7"))
+            .find(|p| p.join("examples/gpio/main.rs").exists())
+    };
+    let src = find().or_else(|| {
+        let _ = std::process::Command::new("cargo")
+            .args(["info", "vfio-user@0.1.7"])
+            .output();
+        find()
+    });
+    let src =
+        src.expect("the vfio_user 0.1.7 crate source (cargo info vfio-user@0.1.7 fetches it)");
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vfio-user-gpio");
+    let out = std::process::Command::new("cargo")
+        .args(["build", "--quiet", "--example", "gpio", "--manifest-path"])
+        .arg(src.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .output()
+        .expect("cargo");
+    assert!(out.status.success(), "building the gpio example: {out:?}");
+    target.join("debug/examples/gpio")
+}
+
+/// Stands in for KVM's resampling irqfd: keeps the trigger and resample fds.
+#[derive(Default)]
+struct Route(std::sync::Mutex<Option<(EventFd, EventFd)>>);
+
+impl IntxRoute for Route {
+    fn bind(&self, trigger: &EventFd, resample: &EventFd, _gsi: u32) -> vmm_core::Result<()> {
+        *self.0.lock().unwrap() =
+            Some((trigger.try_clone().unwrap(), resample.try_clone().unwrap()));
+        Ok(())
+    }
+    fn unbind(&self, _trigger: &EventFd, _gsi: u32) {}
+}
+
+#[test]
+fn the_rust_vmm_gpio_example_serves_our_client() {
+    let d = scratch("vu-gpio");
+    let sock = d.join("gpio.sock");
+    let mut gpio = std::process::Command::new(gpio_example())
+        .arg("--socket-path")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gpio example");
+    let route = std::sync::Arc::new(Route::default());
+    let mut no_vectors =
+        |_n: u16| -> vmm_core::Result<Vec<irq_router::IrqHandle>> { Ok(Vec::new()) };
+    let mut dev = VfioUserDevice::connect(
+        &ClientOptions {
+            vm: "gpio".into(),
+            bdf: BDF.parse().unwrap(),
+            socket: sock.clone(),
+            connect_timeout: Duration::from_secs(20),
+            reply_timeout: Duration::from_secs(2),
+        },
+        Wiring {
+            vectors: &mut no_vectors,
+            dma: None,
+            mapper: None,
+            intx: Some((route.clone(), 17)),
+        },
+    )
+    .expect("connect to the gpio example");
+    let mut id = [0u8; 4];
+    dev.config_read(0, &mut id);
+    assert_eq!(u32::from_le_bytes(id), 0x0dc8_494f);
+    let mut line = [0u8; 2];
+    dev.config_read(0x3c, &mut line);
+    assert_eq!(line, [17, 1], "INTA# wired to IOAPIC input 17");
+    let (trigger, resample) = route.0.lock().unwrap().take().expect("INTx bound");
+    // Every third read of BAR2+0 reads 1 and raises INTx.
+    let mut reads = Vec::new();
+    for _ in 0..3 {
+        let mut b = [0u8; 1];
+        dev.bar_read(2, 0, &mut b);
+        reads.push(b[0]);
+    }
+    assert_eq!(reads, vec![0, 0, 1]);
+    let t0 = Instant::now();
+    let mut got = 0;
+    while got == 0 && t0.elapsed() < Duration::from_secs(5) {
+        got = trigger.read().unwrap_or(0);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(got, 1, "one INTx trigger");
+    // EOI: the UNMASK goes to the server, which stays connected.
+    resample.write(1).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(dev.connected());
+    let mut b = [0u8; 1];
+    dev.bar_read(2, 0, &mut b);
+    assert!(dev.connected());
+    drop(dev);
+    let _ = gpio.kill();
+    let _ = gpio.wait();
 }
