@@ -4,7 +4,7 @@
 //! gets one: it builds the client with the VM's wiring (irq-router vectors, the guest
 //! memory memfd, KVM memory slots, a resampling irqfd on an IOAPIC pin) and redoes the
 //! firmware BAR assignment, which places every function exactly as if the device had
-//! been configured from the start.
+//! been configured from the start, and rewrites the MP table with the INTx wiring.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -15,8 +15,8 @@ use pci_emu::{Bdf, PciFunction};
 use super::client::{
     ClientOptions, DmaMemory, KvmGuestMapper, KvmIntxRoute, VfioUserDevice, Wiring,
 };
-use crate::pci;
 use crate::vm::Vm;
+use crate::{arch, pci};
 use crate::{Error, Result};
 
 /// The IOAPIC input of a slot's INTx pin (1-4): the usual swizzle over inputs 16-19.
@@ -75,7 +75,33 @@ pub fn attach(
     platform.add_function(bdf, f)?;
     pci::assign_resources(platform, vm.config.ecam_base)?;
     platform.publish_info();
+    write_pci_mptable(vm)?;
     Ok(bdf)
+}
+
+/// Rewrites the MP table with an entry for every function on bus 0 whose INTx pin is
+/// wired to an I/O APIC PCI input (interrupt line 16-23).
+fn write_pci_mptable(vm: &Vm) -> Result<()> {
+    let mut pins = Vec::new();
+    let bus = vm.pci.bus();
+    for b in bus.bdfs() {
+        let Some(f) = bus.function(b) else { continue };
+        let mut r = [0u8; 2];
+        f.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .config_read(0x3c, &mut r);
+        let (line, pin) = (r[0], r[1]);
+        if b.bus == 0 && (1..=4).contains(&pin) && (16..24).contains(&line) {
+            pins.push(arch::PciIntx {
+                device: b.device,
+                pin,
+                gsi: line,
+            });
+        }
+    }
+    drop(bus);
+    arch::write_mptable_with_pci(&vm.ram.memory, vm.config.vcpus, &pins)?;
+    Ok(())
 }
 
 #[cfg(test)]
