@@ -18,6 +18,8 @@ use crate::header::{Command, Header, FLAG_ERROR, HEADER_SIZE, TYPE_COMMAND, TYPE
 const OVERHEAD: u32 = 4096;
 /// Fds collected per receive at most (beyond the limit they are closed and refused).
 const FD_SLOTS: usize = 253;
+/// 8-byte words of control buffer for FD_SLOTS fds (CMSG_SPACE(253 * 4) = 1032 bytes).
+const CBUF_WORDS: usize = 130;
 
 /// Bounds on what this side receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +55,8 @@ pub struct Channel {
     stream: UnixStream,
     next_id: u16,
     limits: Limits,
+    /// The SO_RCVTIMEO last set (`None` = never set), to skip redundant setsockopts.
+    armed: Option<Option<Duration>>,
 }
 
 fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
@@ -66,6 +70,7 @@ impl Channel {
             stream,
             next_id: 0,
             limits,
+            armed: None,
         }
     }
 
@@ -187,7 +192,7 @@ impl Channel {
         let mut hdr = [0u8; HEADER_SIZE];
         let (mut got, fds) = self.recv_first(&mut hdr, deadline)?;
         while got < HEADER_SIZE {
-            self.arm(deadline)?;
+            Self::check(deadline)?;
             match self.stream.read(&mut hdr[got..]) {
                 Ok(0) => return Err(Error::Closed),
                 Ok(n) => got += n,
@@ -206,7 +211,7 @@ impl Channel {
         let mut payload = vec![0u8; header.size as usize - HEADER_SIZE];
         let mut off = 0;
         while off < payload.len() {
-            self.arm(deadline)?;
+            Self::check(deadline)?;
             match self.stream.read(&mut payload[off..]) {
                 Ok(0) => return Err(Error::Closed),
                 Ok(n) => off += n,
@@ -271,7 +276,10 @@ impl Channel {
         }
     }
 
-    fn arm(&self, deadline: Option<Instant>) -> Result<()> {
+    /// Sets the socket's receive timeout for the first read of a message: what is left
+    /// until `deadline`. Later reads of the same message only check the deadline, so a
+    /// message takes at most about twice the time left (one blocked read past the check).
+    fn arm(&mut self, deadline: Option<Instant>) -> Result<()> {
         let t = match deadline {
             None => None,
             Some(d) => {
@@ -279,10 +287,23 @@ impl Channel {
                 if left.is_zero() {
                     return Err(Error::Timeout(Duration::ZERO));
                 }
-                Some(left)
+                // Whole milliseconds: repeated calls with the same budget stay cached.
+                Some(Duration::from_millis(left.as_millis().max(1) as u64))
             }
         };
-        self.stream.set_read_timeout(t).map_err(io("SO_RCVTIMEO"))
+        if self.armed == Some(t) {
+            return Ok(());
+        }
+        self.stream.set_read_timeout(t).map_err(io("SO_RCVTIMEO"))?;
+        self.armed = Some(t);
+        Ok(())
+    }
+
+    fn check(deadline: Option<Instant>) -> Result<()> {
+        match deadline {
+            Some(d) if Instant::now() >= d => Err(Error::Timeout(Duration::ZERO)),
+            _ => Ok(()),
+        }
     }
 
     fn read_err(&self, e: std::io::Error, deadline: Option<Instant>) -> Error {
@@ -312,7 +333,9 @@ impl Channel {
         let fd_bytes = FD_SLOTS * std::mem::size_of::<RawFd>();
         // SAFETY: CMSG_SPACE only computes a size.
         let space = unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize;
-        let mut cbuf = vec![0u64; space.div_ceil(8)];
+        // On the stack: this is every message's path. 8-byte aligned as cmsghdr needs.
+        let mut cbuf = [0u64; CBUF_WORDS];
+        let space = space.min(CBUF_WORDS * 8);
         // SAFETY: msghdr is plain data; zero is a valid initial state.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = &mut iov;
