@@ -2,7 +2,7 @@
 //!
 //! At construction it connects (waiting a bounded time for the socket), negotiates,
 //! reads the device, region and IRQ info and the server's config space, and builds the
-//! function kvmbus presents (see [`layout`]): kvmbus sizes and places the BARs, owns
+//! function kvmbus presents (module `layout`): kvmbus sizes and places the BARs, owns
 //! COMMAND's decode bits (COMMAND writes are also forwarded) and emulates MSI/MSI-X,
 //! whose vectors are the irq-router's irqfds handed to the server with SET_IRQS. Guest
 //! memory is DMA-mapped (the memfd by SCM_RIGHTS). BAR accesses are forwarded as
