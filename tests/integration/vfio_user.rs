@@ -20,21 +20,33 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::common::*;
 
-fn device_server(sock: &Path) -> Child {
-    kvmbus()
-        .args([
-            "device-server",
-            "--device",
-            "irq-test",
-            "--msix-vectors",
-            "16",
-        ])
-        .args(["--msi-vectors", "4", "--socket"])
-        .arg(sock)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kvmbus device-server")
+/// A child process killed when dropped (also when the test panics).
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn device_server(sock: &Path) -> Reaped {
+    Reaped(
+        kvmbus()
+            .args([
+                "device-server",
+                "--device",
+                "irq-test",
+                "--msix-vectors",
+                "16",
+            ])
+            .args(["--msi-vectors", "4", "--socket"])
+            .arg(sock)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kvmbus device-server"),
+    )
 }
 
 /// A VM running `guest` with its serial output in `dir/serial.txt`.
@@ -59,7 +71,7 @@ fn irq_check_passes_against_the_device_server() {
     }
     let d = scratch("vu-irq");
     let sock = d.join("irq.sock");
-    let mut server = device_server(&sock);
+    let server = device_server(&sock);
     let (vm, serial) = vm(&d, "irq-check", "n=500");
     let bdf: Bdf = BDF.parse().unwrap();
     attach(
@@ -80,8 +92,7 @@ fn irq_check_passes_against_the_device_server() {
         control.request_stop(StopReason::VmmError("test timeout".into()));
     }
     let reason = t.join().unwrap().expect("run");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let text = std::fs::read_to_string(&serial).unwrap_or_default();
     assert!(!text.contains("FAIL"), "{text}");
     for part in [
@@ -129,8 +140,8 @@ fn a_killed_server_reads_all_ones_and_comes_back() {
     let t = std::thread::spawn(move || vm.run(&RunOptions::default()));
     assert_eq!(read_id(&pci, bdf), MAGIC);
 
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
     assert_eq!(read_id(&pci, bdf), u32::MAX, "a dead server reads all-ones");
     std::thread::sleep(Duration::from_millis(300));
     assert!(
@@ -138,7 +149,7 @@ fn a_killed_server_reads_all_ones_and_comes_back() {
         "the VM keeps running without its device server"
     );
 
-    let mut again = device_server(&sock);
+    let again = device_server(&sock);
     let t0 = Instant::now();
     while read_id(&pci, bdf) != MAGIC {
         assert!(
@@ -149,8 +160,7 @@ fn a_killed_server_reads_all_ones_and_comes_back() {
     }
     control.request_stop(StopReason::PowerOff);
     assert_eq!(t.join().unwrap().expect("run"), StopReason::PowerOff);
-    let _ = again.kill();
-    let _ = again.wait();
+    drop(again);
 }
 
 /// The rust-vmm `vfio-user` crate's gpio example (a server nobody here wrote), built
@@ -203,13 +213,15 @@ impl IntxRoute for Route {
 fn the_rust_vmm_gpio_example_serves_our_client() {
     let d = scratch("vu-gpio");
     let sock = d.join("gpio.sock");
-    let mut gpio = std::process::Command::new(gpio_example())
-        .arg("--socket-path")
-        .arg(&sock)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("gpio example");
+    let gpio = Reaped(
+        std::process::Command::new(gpio_example())
+            .arg("--socket-path")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gpio example"),
+    );
     let route = std::sync::Arc::new(Route::default());
     let mut no_vectors =
         |_n: u16| -> vmm_core::Result<Vec<irq_router::IrqHandle>> { Ok(Vec::new()) };
@@ -259,6 +271,5 @@ fn the_rust_vmm_gpio_example_serves_our_client() {
     dev.bar_read(2, 0, &mut b);
     assert!(dev.connected());
     drop(dev);
-    let _ = gpio.kill();
-    let _ = gpio.wait();
+    drop(gpio);
 }

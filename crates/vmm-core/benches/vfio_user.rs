@@ -22,15 +22,27 @@ use std::time::Duration;
 use vmm_core::devices::vfio_user::attach::attach;
 use vmm_core::vm::{RunOptions, Vm};
 
-fn server(sock: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_kvmbus"))
-        .args(["device-server", "--device", "irq-test", "--shared-bar"])
-        .arg("--socket")
-        .arg(sock)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("kvmbus device-server")
+/// A device-server process, killed when dropped (also when the bench panics).
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn server(sock: &Path) -> Server {
+    Server(
+        Command::new(env!("CARGO_BIN_EXE_kvmbus"))
+            .args(["device-server", "--device", "irq-test", "--shared-bar"])
+            .arg("--socket")
+            .arg(sock)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kvmbus device-server"),
+    )
 }
 
 /// Runs `guest` with the irq-test in-process (`sock` None) or served over `sock`;
@@ -85,7 +97,7 @@ fn main() {
     // One server per VM: a server takes one client at a time, and a finished VM's
     // devices are not torn down before the process exits.
     let sock = dir.join("irq.sock");
-    let mut srv = server(&sock);
+    let _srv = server(&sock);
 
     let local = run(&dir, "bar-bench", &format!("n={reads}"), None);
     let remote = run(&dir, "bar-bench", &format!("n={reads}"), Some(&sock));
@@ -121,7 +133,7 @@ fn main() {
     );
 
     let sock2 = dir.join("irq2.sock");
-    let mut srv2 = server(&sock2);
+    let _srv2 = server(&sock2);
     let local = run(&dir, "irq-bench", &format!("n={rounds}"), None);
     let remote = run(&dir, "irq-bench", &format!("n={rounds}"), Some(&sock2));
     let (l, r) = (p50_lat(&local, khz), p50_lat(&remote, khz));
@@ -131,9 +143,5 @@ fn main() {
         l / r,
         us(rio - lio)
     );
-    for s in [&mut srv, &mut srv2] {
-        let _ = s.kill();
-        let _ = s.wait();
-    }
     let _ = std::fs::remove_dir_all(&dir);
 }
