@@ -32,6 +32,9 @@ static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
 static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
 static inline void barrier(void) { __asm__ volatile("" ::: "memory"); }
+/* A full memory barrier (orders stores before later loads too: x86 otherwise lets a load
+ * pass an earlier store). A locked add works on every x86, unlike mfence before SSE2. */
+static inline void mb(void) { __asm__ volatile("lock; addl $0, (%%esp)" ::: "memory", "cc"); }
 static inline u64 rdtsc(void) { u32 lo, hi; __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)); return ((u64)hi << 32) | lo; }
 static inline void cpuid(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d) {
     __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));

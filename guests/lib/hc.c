@@ -65,7 +65,10 @@ int hq_post(struct hq *r, u32 nr, const u64 args[6]) {
 }
 
 void hq_notify(struct hq *r) {
-    barrier();
+    /* The avail index must be visible before used.flags is read (virtio 1.x 2.7.13.3):
+     * else the device may clear NO_NOTIFY and find no new buffer, while we read the flag
+     * still set and skip the notification. */
+    mb();
     if (!(*(volatile u16 *)&r->used.flags & 1)) outl(r->io + 0x30, r->q);
 }
 

@@ -1,5 +1,5 @@
-//! The guest-visible ABI, version 1 (DESIGN.md "Guest-visible ABI of the hypercall
-//! gateway"): identifiers, BAR0 register offsets, the call block layout and statuses.
+//! The guest-visible ABI, version 1 (`docs/hypercall-abi.md`): identifiers, BAR0 register
+//! offsets, the call block layout and statuses.
 
 /// ABI version reported in VERSION and in the vendor capability.
 pub const ABI_VERSION: u32 = 1;
@@ -60,8 +60,7 @@ pub const NO_VECTOR: u16 = 0xFFFF;
 pub const ISR_COMPLETION: u8 = 1;
 
 /// Size of a call block in guest memory: the fields `u32 nr; u32 flags; u64 args[6];
-/// i64 ret; u32 status; u32 reserved` take 72 bytes (DESIGN.md's "64 bytes" does not
-/// add up; the field layout wins, see docs/hypercall-abi.md).
+/// i64 ret; u32 status; u32 reserved` take 72 bytes.
 pub const CALL_BLOCK_SIZE: usize = 72;
 /// Size of the request part (nr, flags, args): the ring's device-readable buffer.
 pub const REQUEST_SIZE: usize = 56;

@@ -66,3 +66,15 @@ impl std::fmt::Debug for IrqHandle {
             .finish()
     }
 }
+
+/// The MSI/MSI-X pending bits of a device whose vectors are `IrqHandle`s (index = vector):
+/// a vector is pending while its eventfd holds an undelivered trigger.
+pub struct HandlesPending(pub Vec<IrqHandle>);
+
+impl pci_emu::PendingBits for HandlesPending {
+    fn pending(&self, _source: pci_emu::IrqSource, vector: u16) -> bool {
+        self.0
+            .get(usize::from(vector))
+            .is_some_and(IrqHandle::is_pending)
+    }
+}

@@ -42,7 +42,18 @@ mod table;
 
 pub use chip::{GsiRoute, IrqChip, KvmIrqChip};
 pub use error::{Error, Result};
-pub use handle::IrqHandle;
+pub use handle::{HandlesPending, IrqHandle};
+
+/// The metric names this crate records. They are the monitor's catalog's
+/// (`monitor::names`; this crate does not depend on it, and a vmm-core test ties the two).
+pub mod names {
+    /// Interrupts raised, by device and vector.
+    pub const IRQ_TRIGGERS: &str = "kvmbus_irq_triggers_total";
+    /// MSI/MSI-X route changes pushed to KVM.
+    pub const MSI_ROUTE_UPDATES: &str = "kvmbus_msi_route_updates_total";
+    /// The GSI a vector is routed through.
+    pub const IRQ_ROUTE_GSI: &str = "kvmbus_irq_route_gsi";
+}
 #[cfg(any(test, feature = "test-utils"))]
 pub use recording::{ChipCall, ChipOp, RecordingIrqChip};
 pub use router::{DeliveryMode, IrqRouter, RouterConfig, VectorRoute};

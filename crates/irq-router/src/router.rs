@@ -21,10 +21,7 @@ use crate::signal::{Dispatcher, Target};
 use crate::table::{GsiAllocator, RouteTable, FIRST_MSI_GSI};
 use crate::{Error, IrqChip, IrqHandle, Result};
 
-// Metric names, as in monitor's catalog (`monitor::names`); this crate does not depend on it.
-const IRQ_TRIGGERS: &str = "kvmbus_irq_triggers_total";
-const MSI_ROUTE_UPDATES: &str = "kvmbus_msi_route_updates_total";
-const IRQ_ROUTE_GSI: &str = "kvmbus_irq_route_gsi";
+use crate::names::{IRQ_ROUTE_GSI, IRQ_TRIGGERS, MSI_ROUTE_UPDATES};
 
 /// How live vectors reach the guest.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

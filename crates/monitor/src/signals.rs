@@ -1,5 +1,7 @@
-//! `stop_on_signals`: turns SIGINT, SIGTERM and SIGHUP into messages on a channel, for
-//! `run_tui`'s `stop` (a self-pipe: the handler only calls `write(2)`).
+//! `stop_on_signals`: turns SIGINT, SIGTERM and SIGHUP into messages (the signal number)
+//! on a channel (a self-pipe: the handler only calls `write(2)`; a thread blocks reading
+//! it). This is the one place the `kvmbus` binary handles stop signals: `run` turns a
+//! message into a VM stop, `top` and `backend` into their own.
 
 use std::fs::File;
 use std::io::Read;
@@ -13,12 +15,12 @@ use crate::{Error, Result};
 
 /// Write end of the self-pipe, -1 before installation.
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
-static INSTALLED: Mutex<Option<Receiver<()>>> = Mutex::new(None);
+static INSTALLED: Mutex<Option<Receiver<i32>>> = Mutex::new(None);
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(signo: libc::c_int) {
     let fd = PIPE_WRITE.load(Ordering::Relaxed);
     if fd >= 0 {
-        let byte = 1u8;
+        let byte = signo as u8;
         // SAFETY: write(2) is async-signal-safe; `byte` outlives the call; a full pipe
         // (EAGAIN) only drops a redundant wake-up.
         unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
@@ -26,10 +28,8 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// Installs handlers for SIGINT, SIGTERM and SIGHUP (replacing their defaults) and returns
-/// a receiver that gets one `()` per signal. Calling it again returns the same channel.
-/// Meant for `kvmbus top`, whose only job is the dashboard; `kvmbus run --tui` has its
-/// own signal handling and sends on `stop` itself.
-pub fn stop_on_signals() -> Result<Receiver<()>> {
+/// a receiver that gets each signal's number. Calling it again returns the same channel.
+pub fn stop_on_signals() -> Result<Receiver<i32>> {
     let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(rx) = installed.as_ref() {
         return Ok(rx.clone());
@@ -61,21 +61,21 @@ pub fn stop_on_signals() -> Result<Receiver<()>> {
     }
     let (tx, rx) = unbounded();
     std::thread::Builder::new()
-        .name("tui-signals".into())
+        .name("signals".into())
         .spawn(move || {
             let mut buf = [0u8; 16];
             while let Ok(n) = reader.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
-                for _ in 0..n {
-                    if tx.send(()).is_err() {
+                for signo in &buf[..n] {
+                    if tx.send(*signo as i32).is_err() {
                         return;
                     }
                 }
             }
         })
-        .map_err(|e| Error::Thread("tui-signals", e))?;
+        .map_err(|e| Error::Thread("signals", e))?;
     *installed = Some(rx.clone());
     Ok(rx)
 }

@@ -10,8 +10,10 @@ fn sigterm_and_sighup_send_stop() {
     for sig in [libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: raising a signal whose handler stop_on_signals installed.
         assert_eq!(unsafe { libc::raise(sig) }, 0);
-        rx.recv_timeout(Duration::from_secs(5))
+        let got = rx
+            .recv_timeout(Duration::from_secs(5))
             .expect("a stop message per signal");
+        assert_eq!(got, sig);
     }
     let again = monitor::stop_on_signals().unwrap();
     // SAFETY: as above.

@@ -7,13 +7,11 @@
 //! functions reports multi-function in its header type (bit 7 of 0x0E), whatever the
 //! function's own config says.
 //!
-//! Writes return the events they caused (wrapped as [`PciEvent`]s) and publish a copy
-//! of each to every [`subscribe`](PciBus::subscribe)r.
+//! Writes return the events they caused (wrapped as [`PciEvent`]s); the caller applies
+//! them before the guest's access completes.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-
-use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::{Error, Result};
 use crate::host_bridge::HostBridge;
@@ -35,10 +33,9 @@ fn lock(f: &Function) -> MutexGuard<'_, dyn PciFunction + 'static> {
     f.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The PCI bus with its functions and subscribers.
+/// The PCI bus with its functions.
 pub struct PciBus {
     functions: BTreeMap<Bdf, Function>,
-    subscribers: Mutex<Vec<Sender<PciEvent>>>,
     cam_address: u32,
 }
 
@@ -71,7 +68,6 @@ impl PciBus {
         );
         PciBus {
             functions,
-            subscribers: Mutex::new(Vec::new()),
             cam_address: 0,
         }
     }
@@ -102,16 +98,6 @@ impl PciBus {
         Ok(bdf)
     }
 
-    /// A receiver of a copy of every event from now on (unbounded).
-    pub fn subscribe(&mut self) -> Receiver<PciEvent> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        self.subscribers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(tx);
-        rx
-    }
-
     /// The function at `bdf`.
     pub fn function(&self, bdf: Bdf) -> Option<Arc<Mutex<dyn PciFunction>>> {
         self.functions.get(&bdf).cloned()
@@ -122,23 +108,12 @@ impl PciBus {
         self.functions.keys().copied().collect()
     }
 
-    /// Tags a function's events with its address. Does not publish: the bus's own write
-    /// entry points publish; callers that wrap events themselves (BAR writes) call
-    /// [`publish`](Self::publish).
+    /// Tags a function's events with its address.
     pub fn wrap(bdf: Bdf, events: Vec<FunctionEvent>) -> Vec<PciEvent> {
         events
             .into_iter()
             .map(|event| PciEvent { bdf, event })
             .collect()
-    }
-
-    /// Sends a copy of `events` to every subscriber; drops subscribers that are gone.
-    pub fn publish(&self, events: &[PciEvent]) {
-        if events.is_empty() {
-            return;
-        }
-        let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-        subs.retain(|tx| events.iter().all(|e| tx.send(*e).is_ok()));
     }
 
     fn is_multifunction_parent(&self, bdf: Bdf) -> bool {
@@ -149,31 +124,17 @@ impl PciBus {
                 .any(|b| b.bus == bdf.bus && b.device == bdf.device && b.function != 0)
     }
 
-    /// Reads config space of `bdf` at `reg`; all-ones for absent functions and bad
-    /// accesses.
-    fn config_read(&self, bdf: Bdf, reg: u16, data: &mut [u8]) {
-        let f = match self.functions.get(&bdf) {
-            Some(f) if valid_access(usize::from(reg), data.len()) => f,
-            _ => {
-                data.fill(0xFF);
-                return;
-            }
-        };
-        lock(f).config_read(reg, data);
-        let end = reg + data.len() as u16;
-        if (reg..end).contains(&HEADER_TYPE) && self.is_multifunction_parent(bdf) {
-            data[usize::from(HEADER_TYPE - reg)] |= 0x80;
+    /// Resolves a config access of `len` bytes at `reg` of `bdf`.
+    fn resolve(&self, bdf: Bdf, reg: u16, len: usize) -> ConfigAccess {
+        match self.functions.get(&bdf) {
+            Some(f) if valid_access(usize::from(reg), len) => ConfigAccess::Function {
+                bdf,
+                reg,
+                function: f.clone(),
+                multifunction_parent: self.is_multifunction_parent(bdf),
+            },
+            _ => ConfigAccess::Absent,
         }
-    }
-
-    fn config_write(&self, bdf: Bdf, reg: u16, data: &[u8]) -> Vec<PciEvent> {
-        let f = match self.functions.get(&bdf) {
-            Some(f) if valid_access(usize::from(reg), data.len()) => f,
-            _ => return Vec::new(),
-        };
-        let events = Self::wrap(bdf, lock(f).config_write(reg, data));
-        self.publish(&events);
-        events
     }
 
     /// The function and register the CAM data port at `port_offset` (4..8) addresses,
@@ -191,74 +152,124 @@ impl PciBus {
         Some((bdf, (a & 0xFC) as u16 + (port_offset - 4)))
     }
 
-    /// A read from port 0xCF8 + `port_offset` (0..8). The address latch answers only
-    /// dword reads at 0; the data port answers 1, 2 or 4 bytes aligned within 0xCFC.
-    pub fn cam_read(&mut self, port_offset: u16, data: &mut [u8]) {
-        let len = data.len();
-        match port_offset {
-            0 if len == 4 => data.copy_from_slice(&self.cam_address.to_le_bytes()),
-            4..=7
-                if valid_access(usize::from(port_offset - 4), len)
-                    && port_offset as usize + len <= 8 =>
-            {
-                match self.cam_target(port_offset) {
-                    Some((bdf, reg)) => self.config_read(bdf, reg, data),
-                    None => data.fill(0xFF),
-                }
-            }
-            _ => data.fill(0xFF),
+    /// Resolves a data-port access of `len` bytes at 0xCF8 + `port_offset` (4..8).
+    fn cam_data(&self, port_offset: u16, len: usize) -> ConfigAccess {
+        let ok = valid_access(usize::from(port_offset - 4), len) && port_offset as usize + len <= 8;
+        match self.cam_target(port_offset) {
+            Some((bdf, reg)) if ok => self.resolve(bdf, reg, len),
+            _ => ConfigAccess::Absent,
         }
     }
 
-    /// A write to port 0xCF8 + `port_offset` (0..8): a dword at 0 sets the address
-    /// latch; 1, 2 or 4 bytes aligned within 0xCFC write config space of the latched
-    /// function. Returns (and publishes) the events the write caused.
-    pub fn cam_write(&mut self, port_offset: u16, data: &[u8]) -> Vec<PciEvent> {
-        let len = data.len();
+    /// Resolves a read from port 0xCF8 + `port_offset` (0..8). The address latch answers
+    /// only dword reads at 0; the data port answers 1, 2 or 4 bytes aligned within
+    /// 0xCFC. Perform it with [`ConfigAccess::read`] once the bus is no longer locked.
+    pub fn cam_resolve_read(&self, port_offset: u16, len: usize) -> ConfigAccess {
         match port_offset {
-            0 if len == 4 => {
+            0 if len == 4 => ConfigAccess::Latch(self.cam_address),
+            4..=7 => self.cam_data(port_offset, len),
+            _ => ConfigAccess::Absent,
+        }
+    }
+
+    /// Resolves a write to port 0xCF8 + `port_offset` (0..8): a dword at 0 sets the
+    /// address latch (done here); 1, 2 or 4 bytes aligned within 0xCFC write config
+    /// space of the latched function (with [`ConfigAccess::write`]).
+    pub fn cam_resolve_write(&mut self, port_offset: u16, data: &[u8]) -> ConfigAccess {
+        match port_offset {
+            0 if data.len() == 4 => {
                 let v = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
                 self.cam_address = v & CAM_ADDRESS_MASK;
-                Vec::new()
+                ConfigAccess::Absent
             }
-            4..=7
-                if valid_access(usize::from(port_offset - 4), len)
-                    && port_offset as usize + len <= 8 =>
-            {
-                match self.cam_target(port_offset) {
-                    Some((bdf, reg)) => self.config_write(bdf, reg, data),
-                    None => Vec::new(),
-                }
-            }
-            _ => Vec::new(),
+            4..=7 => self.cam_data(port_offset, data.len()),
+            _ => ConfigAccess::Absent,
         }
     }
 
-    fn ecam_target(offset: u64, len: usize) -> Option<(Bdf, u16)> {
-        if offset >= ECAM_SIZE || !valid_access((offset & 0xFFF) as usize, len) {
-            return None;
+    /// Resolves an access of `len` bytes at `offset` inside the ECAM window.
+    pub fn ecam_resolve(&self, offset: u64, len: usize) -> ConfigAccess {
+        if offset >= ECAM_SIZE {
+            return ConfigAccess::Absent;
         }
         let bdf = Bdf {
             bus: (offset >> 20) as u8,
             device: ((offset >> 15) & 0x1F) as u8,
             function: ((offset >> 12) & 0x7) as u8,
         };
-        Some((bdf, (offset & 0xFFF) as u16))
+        self.resolve(bdf, (offset & 0xFFF) as u16, len)
+    }
+
+    /// A read from port 0xCF8 + `port_offset`, performed with the bus borrowed.
+    pub fn cam_read(&mut self, port_offset: u16, data: &mut [u8]) {
+        self.cam_resolve_read(port_offset, data.len()).read(data);
+    }
+
+    /// A write to port 0xCF8 + `port_offset`; returns the events the write caused.
+    pub fn cam_write(&mut self, port_offset: u16, data: &[u8]) -> Vec<PciEvent> {
+        self.cam_resolve_write(port_offset, data).write(data)
     }
 
     /// A read at `offset` inside the ECAM window.
     pub fn ecam_read(&mut self, offset: u64, data: &mut [u8]) {
-        match Self::ecam_target(offset, data.len()) {
-            Some((bdf, reg)) => self.config_read(bdf, reg, data),
-            None => data.fill(0xFF),
+        self.ecam_resolve(offset, data.len()).read(data);
+    }
+
+    /// A write at `offset` inside the ECAM window; returns its events.
+    pub fn ecam_write(&mut self, offset: u64, data: &[u8]) -> Vec<PciEvent> {
+        self.ecam_resolve(offset, data.len()).write(data)
+    }
+}
+
+/// A configuration access resolved by the bus, performed after the bus lock is released:
+/// a slow function never holds up config accesses to the others.
+#[must_use]
+pub enum ConfigAccess {
+    /// No function answers: reads are all-ones, writes are dropped.
+    Absent,
+    /// A read of the CAM address latch.
+    Latch(u32),
+    /// Config space of one function.
+    Function {
+        /// Its address.
+        bdf: Bdf,
+        /// The register.
+        reg: u16,
+        /// The function.
+        function: Function,
+        /// Function 0 of a multi-function device (header type bit 7 reads set).
+        multifunction_parent: bool,
+    },
+}
+
+impl ConfigAccess {
+    /// Performs a read.
+    pub fn read(self, data: &mut [u8]) {
+        match self {
+            ConfigAccess::Absent => data.fill(0xFF),
+            ConfigAccess::Latch(v) => data.copy_from_slice(&v.to_le_bytes()[..data.len()]),
+            ConfigAccess::Function {
+                reg,
+                function,
+                multifunction_parent,
+                ..
+            } => {
+                lock(&function).config_read(reg, data);
+                let end = reg + data.len() as u16;
+                if multifunction_parent && (reg..end).contains(&HEADER_TYPE) {
+                    data[usize::from(HEADER_TYPE - reg)] |= 0x80;
+                }
+            }
         }
     }
 
-    /// A write at `offset` inside the ECAM window; returns (and publishes) its events.
-    pub fn ecam_write(&mut self, offset: u64, data: &[u8]) -> Vec<PciEvent> {
-        match Self::ecam_target(offset, data.len()) {
-            Some((bdf, reg)) => self.config_write(bdf, reg, data),
-            None => Vec::new(),
+    /// Performs a write; returns the events it caused.
+    pub fn write(self, data: &[u8]) -> Vec<PciEvent> {
+        match self {
+            ConfigAccess::Function {
+                bdf, reg, function, ..
+            } => PciBus::wrap(bdf, lock(&function).config_write(reg, data)),
+            _ => Vec::new(),
         }
     }
 }
@@ -462,12 +473,8 @@ mod tests {
     }
 
     #[test]
-    fn events_are_returned_and_published() {
+    fn events_are_returned() {
         let mut bus = bus_with_functions();
-        let rx1 = bus.subscribe();
-        let rx2 = bus.subscribe();
-        let dropped = bus.subscribe();
-        drop(dropped);
         let f = bdf(0, 2, 3);
         bus.ecam_write(ecam_off(f, 0x14), &0xE000_0000u32.to_le_bytes());
         bus.cam_write(0, &cam_addr(f, 0x04).to_le_bytes());
@@ -482,26 +489,9 @@ mod tests {
                 bus_master: false
             }
         );
-        for rx in [&rx1, &rx2] {
-            assert_eq!(rx.try_iter().collect::<Vec<_>>(), events);
-        }
-        // BAR-side events: wrap does not publish, publish does.
         let fun = bus.function(f).unwrap();
         let bar_events = fun.lock().unwrap().bar_write(2, 12, &0u32.to_le_bytes());
         assert!(bar_events.is_empty(), "MSI-X disabled");
-        let wrapped = PciBus::wrap(
-            f,
-            vec![FunctionEvent::Command {
-                io: true,
-                memory: true,
-                bus_master: true,
-            }],
-        );
-        assert!(rx1.is_empty());
-        bus.publish(&wrapped);
-        assert_eq!(rx1.try_recv(), Ok(wrapped[0]));
-        assert_eq!(rx2.try_recv(), Ok(wrapped[0]));
-        assert!(bus.subscribers.lock().unwrap().len() == 2);
     }
 
     #[derive(Clone, Debug)]
@@ -533,7 +523,6 @@ mod tests {
         #[test]
         fn random_bus_accesses_never_panic(ops in prop::collection::vec(bus_op(), 1..100)) {
             let mut bus = bus_with_functions();
-            let rx = bus.subscribe();
             let mut returned = Vec::new();
             for op in ops {
                 match op {
@@ -543,7 +532,7 @@ mod tests {
                     BusOp::Ecam(o, d, false) => returned.extend(bus.ecam_write(o, &d)),
                 }
             }
-            prop_assert_eq!(rx.try_iter().collect::<Vec<_>>(), returned);
+            prop_assert!(returned.len() <= 400, "a write causes a bounded number of events");
             let host = bdf(0, 0, 0);
             prop_assert_eq!(ecam_read(&mut bus, host, 0, 4), vec![0x86, 0x80, 0xc0, 0x29]);
             prop_assert_eq!(ecam_read(&mut bus, host, 8, 4), vec![0, 0, 0, 6]);

@@ -10,8 +10,7 @@
 //! Every write entry point ([`PciFunction::config_write`], [`PciFunction::bar_write`],
 //! the bus's CAM/ECAM writes) *returns* the events the write caused. The caller applies
 //! them (moves BAR regions, updates interrupt routes) **before** it lets the guest's
-//! access complete, so a guest never sees an interrupt routed by a stale table. The bus
-//! also publishes a copy of every event on a crossbeam channel for observers.
+//! access complete, so a guest never sees an interrupt routed by a stale table.
 #![deny(missing_docs)]
 
 mod bar;
@@ -28,12 +27,13 @@ pub mod test_utils;
 mod types;
 
 pub use bar::BarInfo;
-pub use bus::PciBus;
+pub use bus::{ConfigAccess, PciBus};
 pub use caps::CapInfo;
 pub use config::{PciConfig, PciIds, PendingBits};
 pub use error::{Error, Result};
 pub use host_bridge::HostBridge;
+pub use msix::MsixLayout;
 pub use types::{
     BarChange, BarKind, Bdf, BdfParseError, FunctionEvent, IoEventSpec, IrqSource, MsiMessage,
-    PciEvent, PciFunction, VectorChange,
+    PciEvent, PciFunction, UnlockedBar, VectorChange,
 };

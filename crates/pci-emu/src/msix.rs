@@ -37,6 +37,34 @@ pub(crate) struct Msix {
     table: Vec<[u32; 4]>,
 }
 
+/// Where a function keeps its MSI-X table and PBA when both share one memory BAR: the
+/// table at 0, the PBA after it on a 2 KiB boundary, the BAR a power of two of at least
+/// 16 KiB. Devices use this one layout so that it is computed in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MsixLayout {
+    /// Offset of the table in the BAR.
+    pub table_offset: u32,
+    /// Offset of the PBA in the BAR.
+    pub pba_offset: u32,
+    /// Size of the BAR.
+    pub bar_size: u64,
+}
+
+impl MsixLayout {
+    /// The layout for `vectors` (1..=2048) vectors.
+    pub fn for_vectors(vectors: u16) -> MsixLayout {
+        let pba_offset = table_size(vectors).next_multiple_of(0x800).max(0x800);
+        let bar_size = (pba_offset + pba_size(vectors))
+            .next_power_of_two()
+            .max(16 << 10);
+        MsixLayout {
+            table_offset: 0,
+            pba_offset: pba_offset as u32,
+            bar_size,
+        }
+    }
+}
+
 /// Bytes of the PBA for `vectors` vectors (whole qwords).
 pub(crate) fn pba_size(vectors: u16) -> u64 {
     u64::from(vectors).div_ceil(64) * 8

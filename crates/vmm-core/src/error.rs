@@ -57,6 +57,9 @@ pub enum Error {
         /// What went wrong.
         detail: String,
     },
+    /// The interrupt router refused (e.g. KVM's routing table is full).
+    #[error("interrupt router: {0}")]
+    Irq(#[from] irq_router::Error),
     /// An I/O error (serial output file, signals, threads).
     #[error("{what}: {source}")]
     Io {

@@ -44,10 +44,8 @@ impl ExitInjector {
         self.posted.store(true, Ordering::Release);
         let dest = ((msg.address >> 12) & 0xff) as usize;
         if let Some(t) = self.threads.get().and_then(|t| t.get(dest).or(t.first())) {
-            // SAFETY: the pthread_t belongs to a vCPU thread that lives as long as the VM
-            // runs (they are joined only after the devices stop being driven); the kick
-            // signal has a no-op handler installed.
-            unsafe { libc::pthread_kill(*t, crate::signals::kick_signal()) };
+            // The vCPU threads are joined only after the devices that post here stopped.
+            crate::signals::kick(*t);
         }
     }
 

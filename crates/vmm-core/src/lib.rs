@@ -2,10 +2,11 @@
 //!
 //! It owns the KVM VM and its vCPU threads, guest memory (vm-memory over a memfd), the
 //! PIO/MMIO buses, the loaders and the TOML configuration. The `kvmbus` binary is built
-//! on it. See `../shared/DESIGN.md` for the architecture.
+//! on it. See `docs/architecture.md` for the architecture.
 #![deny(missing_docs)]
 
 pub mod arch;
+pub mod boot;
 pub mod builtin;
 pub mod bus;
 pub mod config;
@@ -15,10 +16,14 @@ mod error;
 pub mod inject;
 pub mod loader;
 pub mod logger;
+pub mod machine;
 pub mod memory;
+#[cfg(test)]
+mod metric_names;
 pub mod pci;
 pub mod signals;
 pub mod vcpu;
+pub mod vcpu_threads;
 pub mod vm;
 
 pub use error::{Error, Result};

@@ -1,37 +1,41 @@
-//! SIGINT/SIGTERM stop the VM; a real-time signal kicks vCPU threads out of KVM_RUN.
+//! Kicking a vCPU thread out of KVM_RUN.
+//!
+//! The kick is a real-time signal whose handler runs on the vCPU thread itself and sets
+//! `immediate_exit` in that thread's `kvm_run` (found through a thread-local pointer the
+//! vCPU loop registers). A kick that lands while the thread is in the guest makes
+//! KVM_RUN return EINTR; one that lands just before KVM_RUN is entered makes it return
+//! EINTR at once: either way the loop sees it, so one kick is enough (no re-signalling).
+//! Stop signals (SIGINT, SIGTERM, SIGHUP) are handled in one place for the whole binary:
+//! [`monitor::stop_on_signals`].
 
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Once};
-use std::time::Duration;
+use std::cell::Cell;
+use std::sync::atomic::{compiler_fence, Ordering};
+use std::sync::Once;
 
-use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::signal::{register_signal_handler, SIGRTMIN};
 
-use crate::control::{StopReason, VmControl};
-
-static STOP_FD: AtomicI32 = AtomicI32::new(-1);
-static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_stop_signal(signo: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    STOP_SIGNAL.store(signo, Ordering::SeqCst);
-    let fd = STOP_FD.load(Ordering::SeqCst);
-    if fd >= 0 {
-        let one: u64 = 1;
-        // SAFETY: write(2) is async-signal-safe; `one` is a valid 8-byte buffer and `fd`
-        // is the eventfd installed before the handler was registered.
-        unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
-    }
+thread_local! {
+    /// This thread's `kvm_run.immediate_exit`, while it runs a vCPU.
+    static IMMEDIATE_EXIT: Cell<*mut u8> = const { Cell::new(std::ptr::null_mut()) };
 }
 
-extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let p = IMMEDIATE_EXIT.with(|c| c.get());
+    if !p.is_null() {
+        // SAFETY: the pointer is this thread's own kvm_run.immediate_exit, registered by
+        // the vCPU loop and cleared before the vCPU fd (and its mapping) goes away; the
+        // handler runs on this thread, so the loop cannot be dropping it concurrently.
+        unsafe { p.write_volatile(1) };
+        compiler_fence(Ordering::SeqCst);
+    }
+}
 
 /// The signal used to kick vCPU threads out of KVM_RUN.
 pub fn kick_signal() -> i32 {
     SIGRTMIN()
 }
 
-/// Installs the kick handler (a no-op whose only effect is to make KVM_RUN return EINTR).
+/// Installs the kick handler (once per process).
 pub fn install_kick_handler() -> std::io::Result<()> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
@@ -41,24 +45,14 @@ pub fn install_kick_handler() -> std::io::Result<()> {
     result
 }
 
-/// Makes SIGINT and SIGTERM request a stop of `control`'s VM, from a watcher thread.
-pub fn stop_on_signals(control: Arc<VmControl>) -> std::io::Result<()> {
-    let efd = EventFd::new(libc::EFD_NONBLOCK)?;
-    STOP_FD.store(efd.as_raw_fd(), Ordering::SeqCst);
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        register_signal_handler(sig, on_stop_signal).map_err(std::io::Error::from)?;
-    }
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || loop {
-            if efd.read().is_ok() {
-                control.request_stop(StopReason::Signal(STOP_SIGNAL.load(Ordering::SeqCst)));
-                return;
-            }
-            if control.stopping() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        })?;
-    Ok(())
+/// Registers (or, with null, clears) the calling thread's `kvm_run.immediate_exit`.
+pub fn set_immediate_exit_slot(slot: *mut u8) {
+    IMMEDIATE_EXIT.with(|c| c.set(slot));
+}
+
+/// Kicks `thread` (a vCPU thread that is still running) out of KVM_RUN.
+pub fn kick(thread: libc::pthread_t) {
+    // SAFETY: the caller passes the pthread_t of a thread that has not been joined, so it
+    // is valid; the kick signal's handler is installed before any vCPU thread starts.
+    unsafe { libc::pthread_kill(thread, kick_signal()) };
 }

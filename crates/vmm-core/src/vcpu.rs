@@ -126,10 +126,34 @@ pub enum Next {
     Run,
     /// Stop this vCPU (the VM is stopping).
     Stop,
+    /// KVM reported an internal error: describe it from the vCPU's state (which needs
+    /// the vCPU fd the exit borrows), request the stop, and stop this vCPU.
+    InternalError,
 }
 
-/// Handles one exit; returns its reason (for accounting) and what to do next.
-pub fn handle_exit(exit: VcpuExit<'_>, cx: &VcpuContext) -> (ExitReason, Next) {
+/// Handles one return of KVM_RUN: dispatches I/O to the buses, turns guest-ending exits
+/// and errors into a stop request; returns the exit's reason (for accounting) and what
+/// to do next. A free function over the result so tests feed it made-up exits.
+pub fn handle_exit(
+    result: Result<VcpuExit<'_>, kvm_ioctls::Error>,
+    cx: &VcpuContext,
+) -> (ExitReason, Next) {
+    let stop = |reason: StopReason| cx.control.request_stop(reason);
+    let fault = |detail: String| StopReason::GuestFault {
+        vcpu: cx.id,
+        detail,
+    };
+    let exit = match result {
+        Ok(exit) => exit,
+        // A kick (or a signal meant for another thread) interrupted KVM_RUN.
+        Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+            return (ExitReason::Intr, Next::Run)
+        }
+        Err(e) => {
+            stop(fault(format!("KVM_RUN failed: {e}")));
+            return (ExitReason::Error, Next::Stop);
+        }
+    };
     match exit {
         VcpuExit::IoOut(port, data) => {
             cx.pio.write(port as u64, data);
@@ -150,44 +174,28 @@ pub fn handle_exit(exit: VcpuExit<'_>, cx: &VcpuContext) -> (ExitReason, Next) {
         VcpuExit::Hlt => (ExitReason::Hlt, Next::Run),
         VcpuExit::Intr => (ExitReason::Intr, Next::Run),
         VcpuExit::Shutdown => {
-            cx.control
-                .request_stop(StopReason::TripleFault { vcpu: cx.id });
+            stop(StopReason::TripleFault { vcpu: cx.id });
             (ExitReason::Shutdown, Next::Stop)
         }
         VcpuExit::SystemEvent(kind, _) => {
-            let reason = match kind {
+            stop(match kind {
                 kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN => StopReason::PowerOff,
-                kvm_bindings::KVM_SYSTEM_EVENT_RESET => StopReason::GuestFault {
-                    vcpu: cx.id,
-                    detail: "guest requested a reset, which kvmbus does not emulate".into(),
-                },
-                k => StopReason::GuestFault {
-                    vcpu: cx.id,
-                    detail: format!("system event {k}"),
-                },
-            };
-            cx.control.request_stop(reason);
+                kvm_bindings::KVM_SYSTEM_EVENT_RESET => {
+                    fault("guest requested a reset, which kvmbus does not emulate".into())
+                }
+                k => fault(format!("system event {k}")),
+            });
             (ExitReason::SystemEvent, Next::Stop)
         }
-        VcpuExit::InternalError => {
-            cx.control.request_stop(StopReason::GuestFault {
-                vcpu: cx.id,
-                detail: "KVM internal error (emulation failure)".into(),
-            });
-            (ExitReason::Error, Next::Stop)
-        }
+        VcpuExit::InternalError => (ExitReason::Error, Next::InternalError),
         VcpuExit::FailEntry(reason, cpu) => {
-            cx.control.request_stop(StopReason::GuestFault {
-                vcpu: cx.id,
-                detail: format!("VM entry failed (hardware reason {reason:#x}, cpu {cpu})"),
-            });
+            stop(fault(format!(
+                "VM entry failed (hardware reason {reason:#x}, cpu {cpu})"
+            )));
             (ExitReason::Error, Next::Stop)
         }
         other => {
-            cx.control.request_stop(StopReason::GuestFault {
-                vcpu: cx.id,
-                detail: format!("unexpected exit {other:?}"),
-            });
+            stop(fault(format!("unexpected exit {other:?}")));
             (ExitReason::Other, Next::Stop)
         }
     }
@@ -222,42 +230,194 @@ fn internal_error_detail(vcpu: &mut VcpuFd) -> String {
 /// reply being ready (the clock starts after the exit, not before entry). One exit in
 /// [`TIMING_SAMPLE`] is timed: timing every exit cost 2.6-3.7% of a PIO exit, over the
 /// 2% budget (`cargo bench -p monitor --bench pio_exit`); every exit is counted.
+/// A kick ([`crate::signals::kick`]) sets `immediate_exit`; the loop clears it after the
+/// EINTR it causes, unless the VM is stopping.
 pub fn run_loop(mut vcpu: VcpuFd, cx: VcpuContext, m: ExitMetrics) {
+    let slot = std::ptr::addr_of_mut!(vcpu.get_kvm_run().immediate_exit);
+    crate::signals::set_immediate_exit_slot(slot);
     let mut n: u32 = 0;
     while !cx.control.stopping() {
+        n = n.wrapping_add(1);
         let result = vcpu.run();
-        if matches!(result, Ok(VcpuExit::InternalError)) {
-            drop(result);
+        let start = (m.timed && n % TIMING_SAMPLE == 0).then(Instant::now);
+        let (reason, next) = handle_exit(result, &cx);
+        if next == Next::InternalError {
             cx.control.request_stop(StopReason::GuestFault {
                 vcpu: cx.id,
                 detail: internal_error_detail(&mut vcpu),
             });
-            m.counts[ExitReason::Error as usize].increment(1);
-            break;
         }
-        n = n.wrapping_add(1);
-        let start = (m.timed && n % TIMING_SAMPLE == 0).then(Instant::now);
-        let (reason, next) = match result {
-            Ok(exit) => handle_exit(exit, &cx),
-            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
-                (ExitReason::Intr, Next::Run)
-            }
-            Err(e) => {
-                cx.control.request_stop(StopReason::GuestFault {
-                    vcpu: cx.id,
-                    detail: format!("KVM_RUN failed: {e}"),
-                });
-                (ExitReason::Error, Next::Stop)
-            }
-        };
+        if reason == ExitReason::Intr && !cx.control.stopping() {
+            vcpu.set_kvm_immediate_exit(0);
+        }
         cx.injector.drain();
         let i = reason as usize;
         m.counts[i].increment(1);
         if let Some(t) = start {
             m.times[i].record(t.elapsed().as_secs_f64());
         }
-        if next == Next::Stop {
+        if next != Next::Run {
             break;
         }
+    }
+    crate::signals::set_immediate_exit_slot(std::ptr::null_mut());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use irq_router::RecordingIrqChip;
+
+    use super::*;
+    use crate::bus::{BusDevice, Space};
+    use crate::inject::ExitInjector;
+
+    /// Echoes the last byte written; counts writes.
+    #[derive(Default)]
+    struct Latch(AtomicU64);
+
+    impl BusDevice for Latch {
+        fn read(&self, _offset: u64, data: &mut [u8]) {
+            data.fill(self.0.load(Ordering::SeqCst) as u8);
+        }
+        fn write(&self, _offset: u64, data: &[u8]) {
+            self.0.store(data[0] as u64, Ordering::SeqCst);
+        }
+    }
+
+    fn context() -> (VcpuContext, Arc<Latch>) {
+        let latch = Arc::new(Latch::default());
+        let pio = Arc::new(Bus::new(Space::Pio, "t"));
+        let mmio = Arc::new(Bus::new(Space::Mmio, "t"));
+        pio.insert(0x80, 1, "latch", latch.clone()).unwrap();
+        mmio.insert(0x1000, 8, "latch", latch.clone()).unwrap();
+        let chip = Arc::new(RecordingIrqChip::new());
+        let cx = VcpuContext {
+            id: 3,
+            pio,
+            mmio,
+            control: Arc::new(VmControl::default()),
+            injector: Arc::new(ExitInjector::new(chip)),
+        };
+        (cx, latch)
+    }
+
+    #[test]
+    fn io_reaches_the_buses_and_unclaimed_reads_all_ones() {
+        let (cx, latch) = context();
+        assert_eq!(
+            handle_exit(Ok(VcpuExit::IoOut(0x80, &[0x42])), &cx),
+            (ExitReason::IoOut, Next::Run)
+        );
+        assert_eq!(latch.0.load(Ordering::SeqCst), 0x42);
+        let mut d = [0u8; 1];
+        assert_eq!(
+            handle_exit(Ok(VcpuExit::IoIn(0x80, &mut d)), &cx).0,
+            ExitReason::IoIn
+        );
+        assert_eq!(d, [0x42]);
+        let mut d = [0u8; 4];
+        handle_exit(Ok(VcpuExit::IoIn(0x1234, &mut d)), &cx);
+        assert_eq!(d, [0xff; 4], "nobody claims port 0x1234");
+        handle_exit(Ok(VcpuExit::MmioWrite(0x1000, &[7, 0, 0, 0])), &cx);
+        let mut d = [0u8; 2];
+        assert_eq!(
+            handle_exit(Ok(VcpuExit::MmioRead(0x1004, &mut d)), &cx),
+            (ExitReason::MmioRead, Next::Run)
+        );
+        assert_eq!(d, [7, 7]);
+        let mut d = [0u8; 8];
+        handle_exit(Ok(VcpuExit::MmioRead(0xdead_0000, &mut d)), &cx);
+        assert_eq!(d, [0xff; 8]);
+        assert!(!cx.control.stopping());
+    }
+
+    #[test]
+    fn kicks_and_halts_keep_running() {
+        let (cx, _) = context();
+        let eintr = kvm_ioctls::Error::new(libc::EINTR);
+        assert_eq!(handle_exit(Err(eintr), &cx), (ExitReason::Intr, Next::Run));
+        assert_eq!(
+            handle_exit(Ok(VcpuExit::Hlt), &cx),
+            (ExitReason::Hlt, Next::Run)
+        );
+        assert!(!cx.control.stopping());
+    }
+
+    #[test]
+    fn guest_ending_exits_stop_with_their_reason() {
+        let (cx, _) = context();
+        assert_eq!(
+            handle_exit(Ok(VcpuExit::Shutdown), &cx),
+            (ExitReason::Shutdown, Next::Stop)
+        );
+        assert_eq!(
+            cx.control.reason(),
+            Some(StopReason::TripleFault { vcpu: 3 })
+        );
+
+        let (cx, _) = context();
+        handle_exit(
+            Ok(VcpuExit::SystemEvent(
+                kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN,
+                &[],
+            )),
+            &cx,
+        );
+        assert_eq!(cx.control.reason(), Some(StopReason::PowerOff));
+
+        let (cx, _) = context();
+        handle_exit(
+            Ok(VcpuExit::SystemEvent(
+                kvm_bindings::KVM_SYSTEM_EVENT_RESET,
+                &[],
+            )),
+            &cx,
+        );
+        assert!(matches!(
+            cx.control.reason(),
+            Some(StopReason::GuestFault { vcpu: 3, ref detail }) if detail.contains("reset")
+        ));
+        assert_eq!(cx.control.reason().unwrap().exit_code(), 4);
+    }
+
+    #[test]
+    fn errors_and_internal_errors_stop_the_vm() {
+        let (cx, _) = context();
+        assert_eq!(
+            handle_exit(Ok(VcpuExit::InternalError), &cx),
+            (ExitReason::Error, Next::InternalError),
+            "the loop describes it from the vCPU state"
+        );
+        assert!(!cx.control.stopping());
+
+        let (cx, _) = context();
+        let efault = kvm_ioctls::Error::new(libc::EFAULT);
+        assert_eq!(
+            handle_exit(Err(efault), &cx),
+            (ExitReason::Error, Next::Stop)
+        );
+        assert!(matches!(
+            cx.control.reason(),
+            Some(StopReason::GuestFault { ref detail, .. }) if detail.contains("KVM_RUN failed")
+        ));
+
+        let (cx, _) = context();
+        assert_eq!(
+            handle_exit(Ok(VcpuExit::FailEntry(0x21, 1)), &cx),
+            (ExitReason::Error, Next::Stop)
+        );
+        assert!(matches!(
+            cx.control.reason(),
+            Some(StopReason::GuestFault { ref detail, .. }) if detail.contains("0x21")
+        ));
+
+        let (cx, _) = context();
+        assert_eq!(
+            handle_exit(Ok(VcpuExit::Debug(Default::default())), &cx),
+            (ExitReason::Other, Next::Stop)
+        );
+        assert!(cx.control.stopping());
     }
 }

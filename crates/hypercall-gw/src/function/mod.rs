@@ -6,12 +6,11 @@ mod sync;
 
 use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use irq_router::IrqHandle;
+use irq_router::{HandlesPending, IrqHandle};
 use pci_emu::{
-    BarKind, FunctionEvent, IoEventSpec, IrqSource, PciConfig, PciFunction, PciIds, PendingBits,
+    BarKind, FunctionEvent, IoEventSpec, MsixLayout, PciConfig, PciFunction, PciIds, UnlockedBar,
 };
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
@@ -23,6 +22,7 @@ use crate::metrics::Recorder;
 use crate::queue::Ctl;
 use crate::service::Registry;
 use regs::QueueRegs;
+use sync::SyncPath;
 
 /// BAR holding the MSI-X table and PBA.
 pub const MSIX_BAR: u8 = 2;
@@ -43,39 +43,18 @@ impl QueuePort {
     }
 }
 
-/// MSI/MSI-X pending bits read from the vectors' irqfds.
-struct IrqPending(Vec<IrqHandle>);
-
-impl PendingBits for IrqPending {
-    fn pending(&self, _source: IrqSource, vector: u16) -> bool {
-        self.0
-            .get(usize::from(vector))
-            .is_some_and(IrqHandle::is_pending)
-    }
-}
-
 /// The hypercall gateway as a PCI function.
 pub struct GatewayFunction {
     config: PciConfig,
     features: u32,
     max_queue_size: u16,
     vectors: u16,
-    call_hi: u32,
     queue_sel: u32,
     queues: Vec<QueueRegs>,
     ports: Vec<QueuePort>,
     isr: Arc<AtomicU8>,
     mem: GuestMemoryMmap,
-    registry: Registry,
-    timeout: Duration,
-    rec: Recorder,
-}
-
-/// Size of BAR2: a page, or more for large MSI-X tables.
-fn msix_bar_size(vectors: u16) -> (u64, u32) {
-    let table = 16 * u64::from(vectors);
-    let pba = 8 * u64::from(vectors).div_ceil(64);
-    ((table + pba).next_power_of_two().max(4096), table as u32)
+    sync: Arc<SyncPath>,
 }
 
 impl GatewayFunction {
@@ -95,7 +74,7 @@ impl GatewayFunction {
             subsystem_vendor_id: cfg.vendor_id,
             subsystem_id: 1,
         });
-        let (bar2, pba) = msix_bar_size(cfg.msix_vectors);
+        let msix = MsixLayout::for_vectors(cfg.msix_vectors);
         let msi_vectors = 1u16 << (15 - cfg.msix_vectors.min(32).leading_zeros());
         config
             .add_bar(0, BarKind::Io, BAR0_SIZE)
@@ -106,11 +85,17 @@ impl GatewayFunction {
                 BarKind::Mem32 {
                     prefetchable: false,
                 },
-                bar2,
+                msix.bar_size,
             )
             .map_err(Error::Pci)?;
         config
-            .add_msix(cfg.msix_vectors, MSIX_BAR, 0, MSIX_BAR, pba)
+            .add_msix(
+                cfg.msix_vectors,
+                MSIX_BAR,
+                msix.table_offset,
+                MSIX_BAR,
+                msix.pba_offset,
+            )
             .map_err(Error::Pci)?;
         config
             .add_msi(msi_vectors, true, true)
@@ -118,7 +103,7 @@ impl GatewayFunction {
         config
             .add_vendor_cap(&abi::vendor_cap_payload(cfg.queue_size, cfg.queues as u8))
             .map_err(Error::Pci)?;
-        config.set_pending_bits(Arc::new(IrqPending(irqs)));
+        config.set_pending_bits(Arc::new(HandlesPending(irqs)));
         let mut features = abi::FEATURE_SYNC | abi::FEATURE_RING;
         if cfg.has_external() {
             features |= abi::FEATURE_EXTERNAL;
@@ -128,15 +113,17 @@ impl GatewayFunction {
             features,
             max_queue_size: cfg.queue_size,
             vectors: cfg.msix_vectors,
-            call_hi: 0,
             queue_sel: 0,
             queues: vec![QueueRegs::new(cfg.queue_size); usize::from(cfg.queues)],
             ports,
             isr,
+            sync: Arc::new(SyncPath::new(
+                mem.clone(),
+                registry,
+                cfg.backend_timeout,
+                Recorder::new(&cfg.vm),
+            )),
             mem,
-            registry,
-            timeout: cfg.backend_timeout,
-            rec: Recorder::new(&cfg.vm),
         })
     }
 }
@@ -195,6 +182,10 @@ impl PciFunction for GatewayFunction {
                 fd: p.doorbell.clone(),
             })
             .collect()
+    }
+
+    fn unlocked_bar(&self, bar: u8) -> Option<Arc<dyn UnlockedBar>> {
+        (bar == 0).then(|| self.sync.clone() as Arc<dyn UnlockedBar>)
     }
 
     fn name(&self) -> &str {

@@ -112,10 +112,13 @@ impl Worker {
     pub(super) fn run(mut self) {
         loop {
             let held = matches!(self.deleg, Deleg::Held { .. });
-            let watch = if held { self.timeout / 4 } else { self.timeout };
+            // Only a queue held by a direct backend is watched on a timer (for a stall);
+            // otherwise every event (doorbell, completion, control) writes an eventfd, so
+            // an idle queue sleeps without periodic wake-ups.
+            let watch = held.then_some(self.timeout / 4);
             let fds = [self.wake.as_raw_fd(), self.doorbell.as_raw_fd()];
             let n = if held { 1 } else { 2 };
-            let ready = poll_readable(&fds[..n], Some(watch));
+            let ready = poll_readable(&fds[..n], watch);
             if ready[0] {
                 let _ = self.wake.read();
             }

@@ -74,7 +74,7 @@ fn stats_fd_of_a_non_kvm_fd_is_an_error() {
 #[test]
 fn sampler_stops_on_signal() {
     let (tx, rx) = crossbeam_channel::bounded(1);
-    let h = spawn_stats_sampler(Vec::new(), std::time::Duration::from_secs(60), rx);
+    let h = spawn_stats_sampler(Vec::new(), std::time::Duration::from_secs(60), rx, || {});
     tx.send(()).unwrap();
     h.join().unwrap();
 }

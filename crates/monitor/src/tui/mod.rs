@@ -7,7 +7,9 @@ mod app;
 mod data;
 mod fmt;
 mod keys;
+mod log;
 mod once;
+mod stats;
 mod terminal;
 mod views;
 
@@ -20,7 +22,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, TryRecvError};
 use crossterm::event::{self, Event, KeyEventKind};
 
-pub use once::{snapshot_text, snapshot_text_with};
+pub use log::{run_log, LogOptions};
+pub use once::{snapshot_text, snapshot_text_opts, snapshot_text_with};
 
 use crate::{Error, Fetched, Result, Source};
 use app::App;
@@ -47,7 +50,7 @@ const TICK: Duration = Duration::from_millis(100);
 /// disconnects (pass `crossbeam_channel::never()` to ignore it). The terminal is restored
 /// on return, on error and on panic; a panic in any thread ends the dashboard with
 /// [`Error::Panicked`].
-pub fn run_tui(source: Source, opts: TuiOptions, stop: Receiver<()>) -> Result<()> {
+pub fn run_tui<T>(source: Source, opts: TuiOptions, stop: Receiver<T>) -> Result<()> {
     let (requests, results) = spawn_fetcher(source.clone())?;
     let mut guard = terminal::Guard::enter()?;
     let mut app = App::new(source.describe(), opts.refresh);

@@ -1,39 +1,44 @@
 //! Parsing TOML text into a [`Config`], with every error placed at file:line:column.
+//!
+//! The document is split by top-level key: the core sections (`[vm]`, `[boot]`,
+//! `[serial]`, `[metrics]`, `[pci]`) are read here, `[hypercall]` by
+//! [`super::hypercall`], every `[[device]]` by its kind's parser and every platform
+//! device's section by its parser, both found through the device
+//! [registry](crate::devices::registry). The rules that span sections run last, in
+//! [`super::rules`]. `kvmbus check` and `kvmbus run` both call [`load`], so a
+//! configuration that `check` accepts never fails at `run` with a config problem.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pci_emu::Bdf;
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::error::line_col;
-use super::schema::{
-    BootKind, BootSource, Config, DeviceConfig, DeviceKind, HypercallServiceConfig, Places,
-    SerialOutput,
-};
+use super::cx::{ParseCx, Value};
+use super::schema::{BootKind, BootSource, Config, ModuleSource, Places, SerialOutput};
 use super::ConfigError;
+use crate::devices::registry;
 
 /// Default ECAM window base.
 pub const DEFAULT_ECAM_BASE: u64 = 0xB000_0000;
 /// The most memory a 32-bit guest layout supports below the PCI hole.
 const MAX_MEMORY_MIB: u64 = 2048;
+/// The top-level sections read here.
+const CORE: &[&str] = &["vm", "boot", "serial", "metrics", "pci"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
+struct RawCore {
     vm: Option<RawVm>,
     boot: Option<Spanned<RawBoot>>,
     serial: Option<RawSerial>,
     metrics: Option<RawMetrics>,
     pci: Option<RawPci>,
-    #[serde(default)]
-    device: Vec<Spanned<RawDevice>>,
-    hypercall: Option<RawHypercall>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawVm {
     name: Option<Spanned<String>>,
@@ -46,8 +51,15 @@ struct RawVm {
 struct RawBoot {
     kind: Spanned<String>,
     image: Spanned<String>,
-    #[serde(default)]
-    cmdline: String,
+    cmdline: Option<Spanned<String>>,
+    modules: Option<Vec<Spanned<RawModule>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModule {
+    path: Spanned<String>,
+    cmdline: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -60,6 +72,7 @@ struct RawSerial {
 #[serde(deny_unknown_fields)]
 struct RawMetrics {
     listen: Option<Spanned<String>>,
+    sd_dir: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -69,97 +82,87 @@ struct RawPci {
     msi_delivery: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDevice {
-    kind: Spanned<String>,
-    bdf: Option<Spanned<String>>,
-    queues: Option<Spanned<i64>>,
-    queue_size: Option<Spanned<i64>>,
-    msix_vectors: Option<Spanned<i64>>,
-    msi_vectors: Option<Spanned<i64>>,
-    socket: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHypercall {
-    backend_timeout_ms: Option<Spanned<i64>>,
-    #[serde(default)]
-    service: Vec<Spanned<RawService>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawService {
-    nr: Spanned<i64>,
-    kind: Spanned<String>,
-    socket: Option<Spanned<String>>,
-    mode: Option<Spanned<String>>,
-    count: Option<Spanned<i64>>,
-    queue: Option<Spanned<i64>>,
-}
-
 /// Reads and validates a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let bytes = std::fs::read(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         line: 0,
         column: 0,
         message: format!("cannot read the configuration: {e}"),
     })?;
-    parse(path, &source)
-}
-
-struct Ctx<'a> {
-    file: &'a Path,
-    source: &'a str,
-}
-
-impl Ctx<'_> {
-    fn err<T>(&self, span: std::ops::Range<usize>, message: String) -> Result<T, ConfigError> {
-        Err(ConfigError::at(self.file, self.source, span.start, message))
-    }
-
-    fn place<T>(&self, v: &Spanned<T>) -> (usize, usize) {
-        line_col(self.source, v.span().start)
-    }
-
-    fn int(
-        &self,
-        v: &Option<Spanned<i64>>,
-        key: &str,
-        table: &str,
-        range: std::ops::RangeInclusive<i64>,
-        default: i64,
-    ) -> Result<i64, ConfigError> {
-        match v {
-            None => Ok(default),
-            Some(s) if range.contains(s.get_ref()) => Ok(*s.get_ref()),
-            Some(s) => self.err(
-                s.span(),
+    let source = match std::str::from_utf8(&bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            let text = std::str::from_utf8(good).unwrap_or_default();
+            return Err(ConfigError::at(
+                path,
+                text,
+                text.len(),
                 format!(
-                    "key '{key}' in [{table}] is {}, must be {}..={}",
-                    s.get_ref(),
-                    range.start(),
-                    range.end()
+                    "the configuration is not UTF-8: byte {:#04x} at offset {}",
+                    bytes[e.valid_up_to()],
+                    e.valid_up_to()
                 ),
-            ),
+            ));
+        }
+    };
+    parse(path, source)
+}
+
+/// The top-level sections of a document, split by who reads them.
+struct Sections<'i> {
+    core: DeTable<'i>,
+    core_span: std::ops::Range<usize>,
+    devices: Vec<Value<'i>>,
+    hypercall: Option<Value<'i>>,
+    platform: Vec<(String, Value<'i>)>,
+}
+
+fn split<'i>(cx: &ParseCx, source: &'i str) -> Result<Sections<'i>, ConfigError> {
+    let doc = DeTable::parse(source).map_err(|e| serde_error(cx.file, source, &e))?;
+    let core_span = doc.span();
+    let mut s = Sections {
+        core: DeTable::new(),
+        core_span,
+        devices: Vec::new(),
+        hypercall: None,
+        platform: Vec::new(),
+    };
+    for (key, value) in doc.into_inner() {
+        let name = key.get_ref().to_string();
+        match name.as_str() {
+            "device" => match value.into_inner() {
+                DeValue::Array(items) => s.devices.extend(items),
+                _ => {
+                    return cx.err(
+                        key.span(),
+                        "key 'device' must be an array of tables: [[device]]".into(),
+                    )
+                }
+            },
+            "hypercall" => s.hypercall = Some(value),
+            n if CORE.contains(&n) => {
+                s.core.insert(key, value);
+            }
+            n if registry::is_platform_section(n) => s.platform.push((name, value)),
+            n => return cx.err(key.span(), format!("unknown key '{n}' in the top level")),
         }
     }
+    Ok(s)
 }
 
 /// Parses configuration text; `path` is used for messages and relative paths.
 pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
-    let raw: RawConfig = toml::from_str(source).map_err(|e| serde_error(path, source, &e))?;
-    let cx = Ctx { file: path, source };
+    let cx = ParseCx { file: path, source };
+    let sections = split(&cx, source)?;
+    let raw: RawCore = cx.deserialize(Spanned::new(
+        sections.core_span.clone(),
+        DeValue::Table(sections.core),
+    ))?;
     let mut places = Places::default();
 
-    let vm = raw.vm.unwrap_or(RawVm {
-        name: None,
-        vcpus: None,
-        memory_mib: None,
-    });
+    let vm = raw.vm.unwrap_or_default();
     let name = vm
         .name
         .as_ref()
@@ -195,6 +198,76 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
         return cx.err(0..0, "missing table [boot] (kind and image)".into());
     };
     let boot = boot.into_inner();
+    let (boot, image_place) = boot_source(&cx, boot)?;
+    places.image = image_place;
+    let serial = serial(&cx, raw.serial)?;
+
+    let mut metrics_listen = None;
+    let (listen, sd_dir) = raw.metrics.map_or((None, None), |m| (m.listen, m.sd_dir));
+    let mut metrics_sd_dir = None;
+    if let Some(d) = sd_dir {
+        places.metrics_sd_dir = cx.place(&d);
+        if d.get_ref().trim().is_empty() {
+            return cx.err(
+                d.span(),
+                "key 'sd_dir' in [metrics] is empty, expected a directory".into(),
+            );
+        }
+        metrics_sd_dir = Some(cx.path(d.get_ref()));
+    }
+    if let Some(l) = listen {
+        places.metrics_listen = cx.place(&l);
+        match l.get_ref().parse::<SocketAddr>() {
+            Ok(a) => metrics_listen = Some(a),
+            Err(_) => {
+                return cx.err(
+                    l.span(),
+                    format!(
+                    "key 'listen' in [metrics] is '{}', expected an address like 127.0.0.1:9464",
+                    l.get_ref()
+                ),
+                )
+            }
+        }
+    }
+    let (ecam_base, msi_signal) = pci(&cx, raw.pci)?;
+
+    let (hypercall, services) = super::hypercall::parse(&cx, sections.hypercall)?;
+    let mut platform = Vec::new();
+    for kind in registry::PLATFORM {
+        let section = sections
+            .platform
+            .iter()
+            .position(|(n, _)| n == kind.section);
+        let value = section.map(|i| sections.platform[i].1.clone());
+        if let Some(spec) = (kind.parse)(&cx, value)? {
+            platform.push(spec);
+        }
+    }
+    let devices = super::devices::parse(&cx, sections.devices)?;
+    let (specs, kinds): (Vec<_>, Vec<_>) = devices.into_iter().unzip();
+
+    let config = Config {
+        path: path.to_path_buf(),
+        name,
+        vcpus,
+        memory_mib: memory_mib as u64,
+        boot,
+        serial,
+        metrics_listen,
+        metrics_sd_dir,
+        ecam_base,
+        msi_signal,
+        platform,
+        devices: specs,
+        hypercall,
+        places,
+    };
+    super::rules::check(&cx, &config, &kinds, &services)?;
+    Ok(config)
+}
+
+fn boot_source(cx: &ParseCx, boot: RawBoot) -> Result<(BootSource, (usize, usize)), ConfigError> {
     let kind = match boot.kind.get_ref().as_str() {
         "multiboot" => BootKind::Multiboot,
         "builtin" => BootKind::Builtin,
@@ -205,7 +278,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
             )
         }
     };
-    places.image = cx.place(&boot.image);
+    let place = cx.place(&boot.image);
     let image = boot.image.get_ref();
     let image =
         match (kind, image.strip_prefix("builtin:")) {
@@ -232,46 +305,88 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
                 "key 'image' in [boot] is a built-in but kind = 'multiboot' (use kind = 'builtin')"
                     .into(),
             ),
-            (BootKind::Multiboot, None) => resolve(path, image).display().to_string(),
+            (BootKind::Multiboot, None) => cx.path(image).display().to_string(),
         };
-
-    let serial = match raw.serial {
-        None => SerialOutput::Stdout,
-        Some(s) => match s.output.get_ref().as_str() {
-            "stdout" => SerialOutput::Stdout,
-            "none" => SerialOutput::None,
-            o => match o.strip_prefix("file:") {
-                Some(p) if !p.is_empty() => SerialOutput::File(resolve(path, p)),
-                _ => {
-                    return cx.err(
-                        s.output.span(),
-                        format!(
-                        "key 'output' in [serial] is '{o}', expected 'stdout', 'file:<path>' or 'none'"
-                    ),
-                    )
-                }
-            },
-        },
+    // The kernel sees "<image> <cmdline>", as QEMU passes it (see loader::multiboot).
+    let name_len = crate::boot::image_name(kind, &image).len() + 1;
+    let cmdline = match boot.cmdline {
+        None => String::new(),
+        Some(c) if name_len + c.get_ref().len() >= crate::loader::CMDLINE_MAX => {
+            return cx.err(
+                c.span(),
+                format!(
+                    "key 'cmdline' in [boot] is {} bytes, at most {} fit after the image name",
+                    c.get_ref().len(),
+                    (crate::loader::CMDLINE_MAX - 1).saturating_sub(name_len)
+                ),
+            )
+        }
+        Some(c) => c.into_inner(),
     };
+    let mut modules = Vec::new();
+    for m in boot.modules.unwrap_or_default() {
+        let place = cx.place(&m);
+        let m = m.into_inner();
+        if m.path.get_ref().is_empty() {
+            return cx.err(
+                m.path.span(),
+                "key 'path' in [boot] modules is empty".into(),
+            );
+        }
+        let path = cx.path(m.path.get_ref());
+        if let Err(e) = std::fs::metadata(&path).and_then(|md| {
+            md.is_file()
+                .then_some(())
+                .ok_or_else(|| std::io::Error::other("not a file"))
+        }) {
+            return cx.err(
+                m.path.span(),
+                format!(
+                    "key 'path' in [boot] modules: cannot read {}: {e}",
+                    path.display()
+                ),
+            );
+        }
+        modules.push(ModuleSource {
+            path: path.display().to_string(),
+            cmdline: m.cmdline.map(|c| c.into_inner()).unwrap_or_default(),
+            place,
+        });
+    }
+    Ok((
+        BootSource {
+            kind,
+            image,
+            cmdline,
+            modules,
+        },
+        place,
+    ))
+}
 
-    let mut metrics_listen = None;
-    if let Some(l) = raw.metrics.and_then(|m| m.listen) {
-        places.metrics_listen = cx.place(&l);
-        match l.get_ref().parse::<SocketAddr>() {
-            Ok(a) => metrics_listen = Some(a),
-            Err(_) => {
+fn serial(cx: &ParseCx, raw: Option<RawSerial>) -> Result<SerialOutput, ConfigError> {
+    let Some(s) = raw else {
+        return Ok(SerialOutput::Stdout);
+    };
+    Ok(match s.output.get_ref().as_str() {
+        "stdout" => SerialOutput::Stdout,
+        "none" => SerialOutput::None,
+        o => match o.strip_prefix("file:") {
+            Some(p) if !p.is_empty() => SerialOutput::File(cx.path(p)),
+            _ => {
                 return cx.err(
-                    l.span(),
+                    s.output.span(),
                     format!(
-                    "key 'listen' in [metrics] is '{}', expected an address like 127.0.0.1:9464",
-                    l.get_ref()
+                    "key 'output' in [serial] is '{o}', expected 'stdout', 'file:<path>' or 'none'"
                 ),
                 )
             }
-        }
-    }
+        },
+    })
+}
 
-    let (ecam, delivery) = match raw.pci {
+fn pci(cx: &ParseCx, raw: Option<RawPci>) -> Result<(u64, bool), ConfigError> {
+    let (ecam, delivery) = match raw {
         Some(p) => (p.ecam_base, p.msi_delivery),
         None => (None, None),
     };
@@ -284,17 +399,20 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
                 return cx.err(
                     d.span(),
                     format!(
-                    "key 'msi_delivery' in [pci] is '{other}', expected 'irqfd' or 'signal-msi'"
-                ),
+                        "key 'msi_delivery' in [pci] is '{other}', expected 'irqfd' or 'signal-msi'"
+                    ),
                 )
             }
         },
     };
+    // The memory BAR window runs from MEM_WINDOW_START up to the ECAM base: keep it at
+    // least 256 MiB, far more than every device's BARs together.
+    let lowest = (crate::pci::MEM_WINDOW_START + (256 << 20)) as i64;
     let ecam_base = cx.int(
         &ecam,
         "ecam_base",
         "pci",
-        0x8000_0000..=0xE000_0000,
+        lowest..=0xE000_0000,
         DEFAULT_ECAM_BASE as i64,
     )? as u64;
     if let Some(e) = &ecam {
@@ -305,264 +423,26 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
             );
         }
     }
+    Ok((ecam_base, msi_signal))
+}
 
-    let devices = devices(&cx, raw.device)?;
-    let (backend_timeout_ms, hypercall_services) = match raw.hypercall {
-        None => (1000, Vec::new()),
-        Some(h) => (
-            cx.int(
-                &h.backend_timeout_ms,
-                "backend_timeout_ms",
-                "hypercall",
-                1..=600_000,
-                1000,
-            )? as u64,
-            services(&cx, h.service)?,
-        ),
+/// Parses a `bdf` value: bus 0, not the host bridge's 00:00.0.
+pub(crate) fn bdf(cx: &ParseCx, b: &Spanned<String>) -> Result<Bdf, ConfigError> {
+    let bdf: Bdf = match b.get_ref().parse() {
+        Ok(v) => v,
+        Err(e) => return cx.err(b.span(), format!("key 'bdf' in [[device]]: {e}")),
     };
-
-    Ok(Config {
-        path: path.to_path_buf(),
-        name,
-        vcpus,
-        memory_mib: memory_mib as u64,
-        boot: BootSource {
-            kind,
-            image,
-            cmdline: boot.cmdline,
-        },
-        serial,
-        metrics_listen,
-        ecam_base,
-        msi_signal,
-        devices,
-        hypercall_services,
-        backend_timeout_ms,
-        places,
-    })
-}
-
-fn devices(cx: &Ctx, raw: Vec<Spanned<RawDevice>>) -> Result<Vec<DeviceConfig>, ConfigError> {
-    let mut out = Vec::new();
-    let mut seen: HashSet<Bdf> = HashSet::new();
-    for d in raw {
-        let line = cx.place(&d).0;
-        let d = d.into_inner();
-        let t = "[device]";
-        let only = |allowed: &[&str]| -> Result<(), ConfigError> {
-            let present = [
-                ("queues", d.queues.as_ref()),
-                ("queue_size", d.queue_size.as_ref()),
-                ("msix_vectors", d.msix_vectors.as_ref()),
-                ("msi_vectors", d.msi_vectors.as_ref()),
-            ];
-            if let (Some(v), false) = (d.socket.as_ref(), allowed.contains(&"socket")) {
-                return cx.err(
-                    v.span(),
-                    format!(
-                        "unknown key 'socket' in [[device]] of kind '{}'",
-                        d.kind.get_ref()
-                    ),
-                );
-            }
-            for (key, v) in present {
-                if let (Some(v), false) = (v, allowed.contains(&key)) {
-                    return cx.err(
-                        v.span(),
-                        format!(
-                            "unknown key '{key}' in [[device]] of kind '{}'",
-                            d.kind.get_ref()
-                        ),
-                    );
-                }
-            }
-            Ok(())
-        };
-        let kind = match d.kind.get_ref().as_str() {
-            "hypercall-gateway" => {
-                only(&["queues", "queue_size", "msix_vectors"])?;
-                let queue_size = cx.int(&d.queue_size, "queue_size", t, 256..=32768, 256)?;
-                if !(queue_size as u64).is_power_of_two() {
-                    return cx.err(
-                        d.queue_size.as_ref().unwrap().span(),
-                        "key 'queue_size' in [[device]] must be a power of two".into(),
-                    );
-                }
-                DeviceKind::HypercallGateway {
-                    queues: cx.int(&d.queues, "queues", t, 1..=64, 1)? as u16,
-                    queue_size: queue_size as u16,
-                    msix_vectors: cx.int(&d.msix_vectors, "msix_vectors", t, 1..=2048, 2)? as u16,
-                }
-            }
-            "irq-test" => {
-                only(&["msix_vectors", "msi_vectors", "socket"])?;
-                let msi = cx.int(&d.msi_vectors, "msi_vectors", t, 1..=32, 4)?;
-                if !(msi as u64).is_power_of_two() {
-                    return cx.err(
-                        d.msi_vectors.as_ref().unwrap().span(),
-                        "key 'msi_vectors' in [[device]] must be a power of two".into(),
-                    );
-                }
-                DeviceKind::IrqTest {
-                    msix_vectors: cx.int(&d.msix_vectors, "msix_vectors", t, 1..=2048, 8)? as u16,
-                    msi_vectors: msi as u16,
-                    socket: d.socket.as_ref().map(|s| resolve(cx.file, s.get_ref())),
-                }
-            }
-            other => {
-                return cx.err(
-                    d.kind.span(),
-                    format!(
-                        "key 'kind' in [[device]] is '{other}', expected 'hypercall-gateway' or 'irq-test'"
-                    ),
-                )
-            }
-        };
-        let bdf = match &d.bdf {
-            None => None,
-            Some(b) => {
-                let bdf: Bdf = match b.get_ref().parse() {
-                    Ok(v) => v,
-                    Err(e) => return cx.err(b.span(), format!("key 'bdf' in [[device]]: {e}")),
-                };
-                if bdf.bus != 0 || (bdf.device == 0 && bdf.function == 0) {
-                    return cx.err(
-                        b.span(),
-                        format!("key 'bdf' in [[device]] is {bdf}: devices live on bus 00, and 00:00.0 is the host bridge"),
-                    );
-                }
-                if !seen.insert(bdf) {
-                    return cx.err(
-                        b.span(),
-                        format!("key 'bdf' in [[device]] repeats {bdf}, already used above"),
-                    );
-                }
-                Some(bdf)
-            }
-        };
-        if matches!(kind, DeviceKind::HypercallGateway { .. })
-            && out
-                .iter()
-                .any(|o: &DeviceConfig| matches!(o.kind, DeviceKind::HypercallGateway { .. }))
-        {
-            return cx.err(
-                d.kind.span(),
-                "a second [[device]] of kind 'hypercall-gateway': the [[hypercall.service]] routes belong to one gateway".into(),
-            );
-        }
-        out.push(DeviceConfig { kind, bdf, line });
+    if bdf.bus != 0 || (bdf.device == 0 && bdf.function == 0) {
+        return cx.err(
+            b.span(),
+            format!("key 'bdf' in [[device]] is {bdf}: devices live on bus 00, and 00:00.0 is the host bridge"),
+        );
     }
-    Ok(out)
-}
-
-fn services(
-    cx: &Ctx,
-    raw: Vec<Spanned<RawService>>,
-) -> Result<Vec<HypercallServiceConfig>, ConfigError> {
-    let mut out: Vec<HypercallServiceConfig> = Vec::new();
-    for s in raw {
-        let line = cx.place(&s).0;
-        let s = s.into_inner();
-        let t = "[hypercall.service]";
-        let nr = cx.int(&Some(s.nr.clone()), "nr", t, 0x100..=0xFFFF_FFFF, 0)? as u32;
-        if out.iter().any(|o| o.nr == nr) {
-            return cx.err(
-                s.nr.span(),
-                format!("key 'nr' in [[hypercall.service]] repeats {nr:#x}, already routed above"),
-            );
-        }
-        let kind = s.kind.get_ref().clone();
-        if !matches!(kind.as_str(), "kv" | "echo" | "external") {
-            return cx.err(
-                s.kind.span(),
-                format!("key 'kind' in [[hypercall.service]] is '{kind}', expected 'kv', 'echo' or 'external'"),
-            );
-        }
-        let external = kind == "external";
-        if external && s.socket.is_none() {
-            return cx.err(
-                s.kind.span(),
-                "[[hypercall.service]] of kind 'external' needs key 'socket'".into(),
-            );
-        }
-        if !external {
-            if let Some(k) = s.socket.as_ref().or(s.mode.as_ref()) {
-                return cx.err(
-                    k.span(),
-                    format!("keys 'socket' and 'mode' in [[hypercall.service]] are for kind 'external', not '{kind}'"),
-                );
-            }
-            if let Some(k) = s.count.as_ref().or(s.queue.as_ref()) {
-                return cx.err(
-                    k.span(),
-                    format!("keys 'count' and 'queue' in [[hypercall.service]] are for kind 'external', not '{kind}'"),
-                );
-            }
-        }
-        let count = match kind.as_str() {
-            "kv" => 4,
-            "echo" => 1,
-            _ => cx.int(&s.count, "count", t, 1..=0x1_0000, 1)? as u32,
-        };
-        let queue = match &s.queue {
-            None => None,
-            Some(q) => Some(cx.int(&Some(q.clone()), "queue", t, 0..=63, 0)? as u16),
-        };
-        let direct = s.mode.as_ref().is_some_and(|m| m.get_ref() == "direct");
-        if direct != queue.is_some() {
-            let span = s.queue.as_ref().map_or(s.kind.span(), |q| q.span());
-            return cx.err(
-                span,
-                "key 'queue' in [[hypercall.service]] goes with mode = 'direct' (the queue handed to the backend), and only with it".into(),
-            );
-        }
-        let end = nr as u64 + count as u64;
-        if let Some(o) = out
-            .iter()
-            .find(|o| (nr as u64) < o.nr as u64 + o.count as u64 && (o.nr as u64) < end)
-        {
-            return cx.err(
-                s.nr.span(),
-                format!("[[hypercall.service]] numbers {nr:#x}..{end:#x} overlap those of the service at line {}", o.line),
-            );
-        }
-        if let Some(m) = &s.mode {
-            if !matches!(m.get_ref().as_str(), "relay" | "direct") {
-                return cx.err(
-                    m.span(),
-                    format!(
-                        "key 'mode' in [[hypercall.service]] is '{}', expected 'relay' or 'direct'",
-                        m.get_ref()
-                    ),
-                );
-            }
-        }
-        out.push(HypercallServiceConfig {
-            nr,
-            kind,
-            socket: s.socket.map(|p| resolve(cx.file, p.get_ref())),
-            mode: s.mode.map(|m| m.into_inner()),
-            count,
-            queue,
-            line,
-        });
-    }
-    Ok(out)
-}
-
-fn resolve(config: &Path, p: &str) -> PathBuf {
-    let p = PathBuf::from(p);
-    if p.is_absolute() {
-        return p;
-    }
-    match config.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.join(p),
-        _ => p,
-    }
+    Ok(bdf)
 }
 
 /// Turns serde/toml's error into "file:line:col: ... key 'k' in [table]".
-fn serde_error(path: &Path, source: &str, e: &toml::de::Error) -> ConfigError {
+pub(crate) fn serde_error(path: &Path, source: &str, e: &toml::de::Error) -> ConfigError {
     let offset = e.span().map_or(0, |s| s.start);
     let table = enclosing_table(source, offset);
     let msg = e.message().trim();

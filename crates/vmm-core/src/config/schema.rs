@@ -1,12 +1,20 @@
 //! The validated configuration that the rest of kvmbus consumes.
+//!
+//! Components get their own typed configurations from it: PCI devices and platform
+//! devices carry the spec their registry entry parsed (see
+//! [`crate::devices::registry`]), the hypercall services are the gateway's own
+//! [`hypercall_gw::ServiceConfig`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use pci_emu::Bdf;
 
+use crate::devices::registry::{PciDeviceSpec, PlatformSpec};
+
 /// A whole, validated VM configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// The file it came from.
     pub path: PathBuf,
@@ -22,22 +30,25 @@ pub struct Config {
     pub serial: SerialOutput,
     /// `[metrics] listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// `[metrics] sd_dir`: where the VM registers its endpoint for Prometheus' file_sd
+    /// (relative to the configuration file).
+    pub metrics_sd_dir: Option<PathBuf>,
     /// `[pci] ecam_base`.
     pub ecam_base: u64,
     /// `[pci] msi_delivery`: force KVM_SIGNAL_MSI delivery instead of irqfd routes
     /// (what kvmbus falls back to where KVM lacks irqfd routing).
     pub msi_signal: bool,
+    /// Platform devices (not PCI functions), in build order.
+    pub platform: Vec<Arc<dyn PlatformSpec>>,
     /// `[[device]]` tables in file order.
     pub devices: Vec<DeviceConfig>,
-    /// `[[hypercall.service]]` tables.
-    pub hypercall_services: Vec<HypercallServiceConfig>,
-    /// `[hypercall] backend_timeout_ms`.
-    pub backend_timeout_ms: u64,
+    /// `[hypercall]` and its `[[hypercall.service]]` tables.
+    pub hypercall: HypercallConfig,
     /// Where keys that later checks may reject were written: (line, column).
     pub places: Places,
 }
 
-/// Line/column of keys whose values are checked after parsing (against KVM or the image).
+/// Line/column of keys whose values are checked against KVM or the image.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Places {
     /// `[vm] vcpus`.
@@ -48,6 +59,8 @@ pub struct Places {
     pub image: (usize, usize),
     /// `[metrics] listen`.
     pub metrics_listen: (usize, usize),
+    /// `[metrics] sd_dir`.
+    pub metrics_sd_dir: (usize, usize),
 }
 
 /// `[boot] kind`.
@@ -69,6 +82,19 @@ pub struct BootSource {
     pub image: String,
     /// The guest command line.
     pub cmdline: String,
+    /// `[boot] modules`: multiboot modules, in order.
+    pub modules: Vec<ModuleSource>,
+}
+
+/// One multiboot module (`[boot] modules = [{ path, cmdline }]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleSource {
+    /// The file (resolved against the configuration's directory).
+    pub path: String,
+    /// Its arguments (the module's command line is `path` or `path cmdline`).
+    pub cmdline: String,
+    /// Where the module's table was written: (line, column).
+    pub place: (usize, usize),
 }
 
 /// `[serial] output`.
@@ -82,65 +108,31 @@ pub enum SerialOutput {
     None,
 }
 
-/// Device kinds that `[[device]] kind` may name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeviceKind {
-    /// The hypercall gateway PCI function.
-    HypercallGateway {
-        /// Number of ring queues.
-        queues: u16,
-        /// Maximum queue size (power of two, at least 256).
-        queue_size: u16,
-        /// MSI-X vectors.
-        msix_vectors: u16,
-    },
-    /// The interrupt test device.
-    IrqTest {
-        /// MSI-X vectors.
-        msix_vectors: u16,
-        /// MSI vectors (power of two, 1..=32).
-        msi_vectors: u16,
-        /// A Unix socket that hands out the vectors' eventfds to other processes.
-        socket: Option<PathBuf>,
-    },
-}
-
-impl DeviceKind {
-    /// The name used in `kind = "..."`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            DeviceKind::HypercallGateway { .. } => "hypercall-gateway",
-            DeviceKind::IrqTest { .. } => "irq-test",
-        }
-    }
-}
-
-/// One `[[device]]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One `[[device]]`: its kind's typed spec and where it sits.
+#[derive(Debug, Clone)]
 pub struct DeviceConfig {
-    /// What it is.
-    pub kind: DeviceKind,
-    /// Where it sits; `None` = the next free slot.
-    pub bdf: Option<Bdf>,
+    /// The kind's own configuration, which also builds the device.
+    pub spec: Arc<dyn PciDeviceSpec>,
+    /// Where it sits, as configured or as the loader assigned it (next free slot).
+    pub bdf: Bdf,
     /// The line of its `[[device]]` header.
     pub line: usize,
 }
 
-/// One `[[hypercall.service]]`.
+/// `[hypercall]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HypercallServiceConfig {
-    /// Hypercall number (0x100 and up).
-    pub nr: u32,
-    /// Service kind ("kv", "echo", "external", ...).
-    pub kind: String,
-    /// For external services, the Unix socket path.
-    pub socket: Option<PathBuf>,
-    /// For external services, "relay" or "direct".
-    pub mode: Option<String>,
-    /// How many consecutive numbers it serves (external services).
-    pub count: u32,
-    /// Direct mode: the queue handed to the backend.
-    pub queue: Option<u16>,
-    /// The line of its header.
-    pub line: usize,
+pub struct HypercallConfig {
+    /// `backend_timeout_ms`.
+    pub backend_timeout_ms: u64,
+    /// `[[hypercall.service]]` tables, as the gateway takes them.
+    pub services: Vec<hypercall_gw::ServiceConfig>,
+}
+
+impl Default for HypercallConfig {
+    fn default() -> Self {
+        HypercallConfig {
+            backend_timeout_ms: 1000,
+            services: Vec::new(),
+        }
+    }
 }

@@ -81,10 +81,33 @@ fn defaults_and_full_file() {
     assert_eq!(c.metrics_listen.unwrap().port(), 9000);
     assert_eq!(c.ecam_base, 0xC000_0000);
     assert_eq!(c.devices.len(), 2);
-    assert_eq!(c.devices[0].bdf.unwrap().to_string(), "00:03.0");
+    assert_eq!(c.devices[0].bdf.to_string(), "00:03.0");
+    assert_eq!(
+        c.devices[1].bdf.to_string(),
+        "00:01.0",
+        "the first free slot"
+    );
     assert_eq!(c.devices[1].line, 17);
-    assert_eq!(c.hypercall_services[0].nr, 256);
-    assert_eq!(c.backend_timeout_ms, 50);
+    assert_eq!(c.hypercall.services[0].nr(), 256);
+    assert_eq!(c.hypercall.backend_timeout_ms, 50);
+}
+
+#[test]
+fn metrics_sd_dir_is_a_path_next_to_the_file() {
+    let c = ok(&format!(
+        "{BOOT}[metrics]\nlisten = \"127.0.0.1:9000\"\nsd_dir = \"sd\"\n"
+    ));
+    assert_eq!(c.metrics_sd_dir, Some("configs/sd".into()));
+    assert_eq!(c.places.metrics_sd_dir, (6, 10));
+    let c = ok(&format!("{BOOT}[metrics]\nsd_dir = \"/run/kvmbus/sd\"\n"));
+    assert_eq!(c.metrics_sd_dir, Some("/run/kvmbus/sd".into()));
+    assert_eq!(ok(BOOT).metrics_sd_dir, None);
+    let e = err(&format!("{BOOT}[metrics]\nsd_dir = \" \"\n"));
+    assert_eq!((e.line, e.column), (5, 10), "{e}");
+    assert!(
+        e.message.contains("key 'sd_dir' in [metrics] is empty"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -127,7 +150,10 @@ fn devices_reject_duplicates_unknown_kinds_and_foreign_keys() {
 
 #[test]
 fn services_are_validated() {
-    let svc = |body: &str| format!("{BOOT}[[hypercall.service]]\n{body}");
+    // The gateway comes last so that the services' line numbers stay put.
+    let svc = |body: &str| {
+        format!("{BOOT}[[hypercall.service]]\n{body}[[device]]\nkind = \"hypercall-gateway\"\nqueues = 2\n")
+    };
     let e = err(&svc("nr = 3\nkind = \"kv\"\n"));
     assert_eq!(e.line, 5);
     assert!(e.message.contains("'nr'"), "{e}");
@@ -164,8 +190,14 @@ fn services_are_validated() {
         "nr = 256\nkind = \"external\"\nsocket = \"s\"\nmode = \"direct\"\nqueue = 1\ncount = 4\n",
     ));
     assert_eq!(
-        (c.hypercall_services[0].count, c.hypercall_services[0].queue),
-        (4, Some(1))
+        c.hypercall.services[0],
+        hypercall_gw::ServiceConfig::External {
+            nr: 256,
+            count: 4,
+            socket: "configs/s".into(),
+            mode: hypercall_gw::BackendMode::Direct,
+            queue: Some(1)
+        }
     );
 }
 
@@ -174,4 +206,88 @@ fn syntax_errors_are_placed() {
     let e = err("[vm]\nvcpus = = 2\n");
     assert_eq!(e.line, 2, "{e}");
     assert!(e.to_string().starts_with("configs/x.toml:2:"), "{e}");
+}
+
+/// Every rule that `run` used to find late is a config error at its key.
+#[test]
+fn cross_section_rules_are_placed() {
+    let gw = "[[device]]\nkind = \"hypercall-gateway\"\nqueues = 2\n";
+    let direct = |nr: u32, q: u32| {
+        format!("[[hypercall.service]]\nnr = {nr}\nkind = \"external\"\nsocket = \"s{nr}\"\nmode = \"direct\"\nqueue = {q}\n")
+    };
+    // BOOT is 3 lines, gw 3 more: the first service starts at line 7.
+    let e = err(&format!("{BOOT}{gw}{}", direct(256, 2)));
+    assert_eq!((e.line, e.column), (12, 9), "{e}");
+    assert!(e.message.contains("the gateway has 2 queue(s)"), "{e}");
+    let e = err(&format!("{BOOT}{gw}{}{}", direct(256, 1), direct(512, 1)));
+    assert_eq!(e.line, 18, "{e}");
+    assert!(
+        e.message
+            .contains("already handed to the direct service at line 7"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{BOOT}{gw}[[hypercall.service]]\nnr = 0xFFFFFFF0\nkind = \"external\"\nsocket = \"s\"\ncount = 32\n"
+    ));
+    assert_eq!(e.line, 11, "{e}");
+    assert!(e.message.contains("passes 2^32"), "{e}");
+    let e = err(&format!(
+        "{BOOT}[[hypercall.service]]\nnr = 256\nkind = \"kv\"\n"
+    ));
+    assert_eq!((e.line, e.column), (5, 6), "{e}");
+    assert!(
+        e.message
+            .contains("needs a [[device]] of kind 'hypercall-gateway'"),
+        "{e}"
+    );
+    let e = err(&format!("{BOOT}[pci]\necam_base = 0x80000000\n"));
+    assert_eq!(e.line, 5, "{e}");
+    assert!(e.message.contains("'ecam_base' in [pci]"), "{e}");
+    let long = "x".repeat(crate::loader::CMDLINE_MAX);
+    let e = err(&format!(
+        "[boot]\nkind = \"builtin\"\nimage = \"builtin:hello\"\ncmdline = \"{long}\"\n"
+    ));
+    assert_eq!((e.line, e.column), (4, 11), "{e}");
+    assert!(e.message.contains("key 'cmdline' in [boot]"), "{e}");
+    let many = "[[device]]\nkind = \"irq-test\"\n".repeat(32);
+    let e = err(&format!("{BOOT}{many}"));
+    assert_eq!(e.line, 3 + 31 * 2 + 2, "{e}");
+    assert!(
+        e.message.contains("all 31 slots of bus 00 are taken"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{BOOT}[[device]]\nkind = \"irq-test\"\nsocket = \"/tmp/a\"\n[[device]]\nkind = \"irq-test\"\nsocket = \"/tmp/a\"\n"
+    ));
+    assert_eq!(e.line, 8, "{e}");
+    assert!(e.message.contains("socket /tmp/a"), "{e}");
+}
+
+#[test]
+fn explicit_bdfs_keep_their_slots_and_others_fill_around_them() {
+    let c = ok(&format!(
+        "{BOOT}[[device]]\nkind = \"irq-test\"\n[[device]]\nkind = \"irq-test\"\nbdf = \"00:01.0\"\n"
+    ));
+    assert_eq!(c.devices[0].bdf.to_string(), "00:02.0");
+    assert_eq!(c.devices[1].bdf.to_string(), "00:01.0");
+}
+
+#[test]
+fn unknown_top_level_tables_and_non_utf8_are_placed() {
+    let e = err(&format!("{BOOT}[gpu]\nx = 1\n"));
+    assert_eq!(e.line, 4, "{e}");
+    assert!(
+        e.message.contains("unknown key 'gpu' in the top level"),
+        "{e}"
+    );
+    let dir = std::env::temp_dir().join(format!("kvmbus-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("bad.toml");
+    let mut bytes = b"[vm]\nname = \"a\"\nvcpus = 1 # \xff\n".to_vec();
+    bytes.extend_from_slice(BOOT.as_bytes());
+    std::fs::write(&p, bytes).unwrap();
+    let e = load(&p).expect_err("not UTF-8");
+    assert_eq!((e.line, e.column), (3, 13), "{e}");
+    assert!(e.message.contains("not UTF-8: byte 0xff"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

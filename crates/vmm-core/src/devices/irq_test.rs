@@ -18,15 +18,16 @@
 //! vector and otherwise fall back to the IrqHandle (whose pending bit hardware-like
 //! masking relies on).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::inject::ExitInjector;
-use irq_router::{IrqChip, IrqHandle};
+use irq_router::{HandlesPending, IrqChip, IrqHandle};
 use pci_emu::{
-    BarKind, FunctionEvent, IrqSource, MsiMessage, PciConfig, PciFunction, PciIds, PendingBits,
+    BarKind, FunctionEvent, IrqSource, MsiMessage, MsixLayout, PciConfig, PciFunction, PciIds,
 };
 
 use crate::{Error, Result};
@@ -56,20 +57,38 @@ struct Fire {
     message: Option<MsiMessage>,
 }
 
-struct HandlesPending(Vec<IrqHandle>);
-
-impl PendingBits for HandlesPending {
-    fn pending(&self, _source: IrqSource, vector: u16) -> bool {
-        self.0.get(vector as usize).is_some_and(|h| h.is_pending())
-    }
-}
-
 /// The irq-test function.
 pub struct IrqTest {
     config: PciConfig,
     regs: Arc<Regs>,
     vectors: u16,
     tx: Sender<Fire>,
+    stop: Arc<AtomicBool>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+/// Stops the irq-test backend thread (teardown): pending firing work is abandoned.
+pub struct FiringStop {
+    tx: Sender<Fire>,
+    stop: Arc<AtomicBool>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl FiringStop {
+    /// Asks the backend thread to stop, wakes it, and joins it.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.tx.send(Fire {
+            vector: 0,
+            count: 0,
+            mode: 0,
+            message: None,
+        });
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
 }
 
 impl IrqTest {
@@ -94,10 +113,7 @@ impl IrqTest {
             subsystem_vendor_id: VENDOR_ID,
             subsystem_id: 1,
         });
-        let table = msix_vectors as u64 * 16;
-        let pba_offset = table.next_multiple_of(0x800).max(0x800);
-        let pba_len = (msix_vectors as u64).div_ceil(64) * 8;
-        let bar2 = (pba_offset + pba_len).next_power_of_two().max(16 << 10);
+        let msix = MsixLayout::for_vectors(msix_vectors);
         config.add_bar(0, BarKind::Io, REGS_IO_SIZE).map_err(err)?;
         config
             .add_bar(
@@ -109,21 +125,23 @@ impl IrqTest {
             )
             .map_err(err)?;
         config
-            .add_bar(2, BarKind::Mem64 { prefetchable: true }, bar2)
+            .add_bar(2, BarKind::Mem64 { prefetchable: true }, msix.bar_size)
             .map_err(err)?;
         config.add_pcie_cap().map_err(err)?;
         config.add_msi(msi_vectors, true, true).map_err(err)?;
         config
-            .add_msix(msix_vectors, 2, 0, 2, pba_offset as u32)
+            .add_msix(msix_vectors, 2, msix.table_offset, 2, msix.pba_offset)
             .map_err(err)?;
         config.set_pending_bits(Arc::new(HandlesPending(handles.clone())));
 
         let regs = Arc::new(Regs::default());
         let (tx, rx) = crossbeam_channel::unbounded::<Fire>();
         let r = regs.clone();
-        std::thread::Builder::new()
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::Builder::new()
             .name("irq-test".into())
-            .spawn(move || backend(rx, handles, chip, injector, r))
+            .spawn(move || backend(rx, handles, chip, injector, r, s))
             .map_err(|e| Error::Io {
                 what: "spawning the irq-test backend".into(),
                 source: e,
@@ -133,7 +151,18 @@ impl IrqTest {
             regs,
             vectors: msix_vectors.max(msi_vectors),
             tx,
+            stop,
+            thread: Arc::new(Mutex::new(Some(thread))),
         })
+    }
+
+    /// A handle that stops the backend thread.
+    pub fn stopper(&self) -> FiringStop {
+        FiringStop {
+            tx: self.tx.clone(),
+            stop: self.stop.clone(),
+            thread: self.thread.clone(),
+        }
     }
 
     fn reg_read(&self, offset: u64) -> u32 {
@@ -183,9 +212,13 @@ fn backend(
     chip: Arc<dyn IrqChip>,
     injector: Arc<ExitInjector>,
     regs: Arc<Regs>,
+    stop: Arc<AtomicBool>,
 ) {
     for f in rx {
         for _ in 0..f.count {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
             match (f.mode, f.message, handles.get(f.vector as usize)) {
                 (1, Some(m), _) => {
                     let _ = chip.signal_msi(m);
@@ -198,6 +231,9 @@ fn backend(
             }
             regs.fired.fetch_add(1, Ordering::AcqRel);
             regs.pending.fetch_sub(1, Ordering::AcqRel);
+        }
+        if stop.load(Ordering::Relaxed) {
+            return;
         }
     }
 }

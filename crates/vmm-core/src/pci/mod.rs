@@ -10,11 +10,13 @@
 //!   `apply` returns. A guest never sees an interrupt routed by a stale table.
 
 mod access;
+mod build;
 mod firmware;
 mod ioevent;
 mod platform;
 
 pub use access::{BarRegion, CamPort, EcamWindow};
+pub use build::{build, router, MsiCaps};
 pub use firmware::{assign_resources, IO_WINDOW, MEM_WINDOW_START};
 pub use ioevent::{IoEvents, KvmIoEvents};
 pub use platform::PciPlatform;
