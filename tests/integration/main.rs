@@ -13,5 +13,5 @@ mod irq;
 mod lifecycle;
 mod monitor;
 mod pci;
-mod vfio_user;
 mod testdev;
+mod vfio_user;

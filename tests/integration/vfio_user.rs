@@ -273,3 +273,53 @@ fn the_rust_vmm_gpio_example_serves_our_client() {
     drop(dev);
     drop(gpio);
 }
+
+#[test]
+fn kvmbus_run_with_a_vfio_user_device_passes_irq_check() {
+    if !kvm_or_skip("kvmbus_run_with_a_vfio_user_device_passes_irq_check") {
+        return;
+    }
+    let d = scratch("vu-run");
+    let sock = d.join("irq.sock");
+    let _server = device_server(&sock);
+    let body = format!(
+        "{}[[device]]\nkind = \"vfio-user\"\nbdf = \"{BDF}\"\nsocket = \"{}\"\n",
+        builtin("irq-check", 1, "n=300"),
+        sock.display()
+    );
+    let out = run_with_deadline(
+        kvmbus().arg("run").arg(config(&d, "vu", &body)),
+        Duration::from_secs(120),
+    );
+    let text = stdout(&out);
+    assert!(!text.contains("FAIL"), "{text}");
+    for part in [
+        "paced ok: 300 interrupts",
+        "mask ok",
+        "retarget ok",
+        "msi ok",
+        "0 failures",
+    ] {
+        assert!(
+            text.contains(&format!("irq-check: {part}")),
+            "{part}: {text}"
+        );
+    }
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+#[test]
+fn a_vfio_user_device_without_its_socket_key_is_a_placed_config_error() {
+    let d = scratch("vu-cfg");
+    let body = format!(
+        "{}[[device]]\nkind = \"vfio-user\"\n",
+        builtin("hello", 1, "")
+    );
+    let out = run_with_deadline(
+        kvmbus().arg("check").arg(config(&d, "bad", &body)),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("bad.toml:") && err.contains("socket"), "{err}");
+}
