@@ -14,3 +14,4 @@ mod lifecycle;
 mod monitor;
 mod pci;
 mod testdev;
+mod vfio_user;

@@ -87,6 +87,41 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "Hypercall latency from doorbell to completion.",
     ),
     (VM_STATE, Kind::Gauge, "1 for the VM's current state."),
+    (
+        VFIO_USER_FORWARDED,
+        Kind::Counter,
+        "BAR accesses a vfio-user device forwarded to its server.",
+    ),
+    (
+        VFIO_USER_DROPPED,
+        Kind::Counter,
+        "vfio-user accesses answered all-ones or dropped while the server was away.",
+    ),
+    (
+        VFIO_USER_MAPPED_BYTES,
+        Kind::Gauge,
+        "Bytes of vfio-user regions mapped into the guest (accessed without exits).",
+    ),
+    (
+        VFIO_USER_ROUND_TRIP_SECONDS,
+        Kind::Histogram,
+        "Round trip of one forwarded vfio-user region access.",
+    ),
+    (
+        VFIO_USER_CONNECTED,
+        Kind::Gauge,
+        "1 while a vfio-user device's server is connected.",
+    ),
+    (
+        VFIO_USER_DISCONNECTS,
+        Kind::Counter,
+        "Connections to vfio-user servers lost.",
+    ),
+    (
+        VFIO_USER_RECONNECTS,
+        Kind::Counter,
+        "Reconnections to vfio-user servers.",
+    ),
     (VM_VCPUS, Kind::Gauge, "Configured vCPUs."),
     (VM_MEMORY_BYTES, Kind::Gauge, "Guest memory in bytes."),
     (

@@ -33,6 +33,23 @@ pub const IRQ_ROUTE_GSI: &str = "kvmbus_irq_route_gsi";
 pub const HYPERCALLS: &str = "kvmbus_hypercalls_total";
 /// Histogram: hypercall latency, by `vm`, `nr`, `path`.
 pub const HYPERCALL_SECONDS: &str = "kvmbus_hypercall_seconds";
+/// Counter: BAR accesses a vfio-user device forwarded to its server, by `vm`, `device`,
+/// `bdf`, `dir` (read|write). Accesses to mmap-ed regions never exit and are not counted.
+pub const VFIO_USER_FORWARDED: &str = "kvmbus_vfio_user_forwarded_accesses_total";
+/// Counter: accesses answered all-ones / dropped because the server was away, by `vm`,
+/// `device`, `bdf`.
+pub const VFIO_USER_DROPPED: &str = "kvmbus_vfio_user_dropped_accesses_total";
+/// Gauge: bytes of a vfio-user device's regions mapped into the guest (no exit per
+/// access), by `vm`, `device`, `bdf`.
+pub const VFIO_USER_MAPPED_BYTES: &str = "kvmbus_vfio_user_mapped_bytes";
+/// Histogram: round trip of one forwarded region access, by `vm`, `device`, `bdf`.
+pub const VFIO_USER_ROUND_TRIP_SECONDS: &str = "kvmbus_vfio_user_round_trip_seconds";
+/// Gauge: 1 while the device's server is connected, by `vm`, `device`, `bdf`.
+pub const VFIO_USER_CONNECTED: &str = "kvmbus_vfio_user_connected";
+/// Counter: connections to a vfio-user server lost, by `vm`, `device`, `bdf`.
+pub const VFIO_USER_DISCONNECTS: &str = "kvmbus_vfio_user_disconnects_total";
+/// Counter: reconnections to a vfio-user server, by `vm`, `device`, `bdf`.
+pub const VFIO_USER_RECONNECTS: &str = "kvmbus_vfio_user_reconnects_total";
 /// Gauge: 1 for the VM's current state, by `vm`, `state` (starting|running|stopping|stopped).
 pub const VM_STATE: &str = "kvmbus_vm_state";
 /// Gauge: configured vCPUs, by `vm`.

@@ -96,6 +96,25 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         count: u32,
     },
+    /// Serve a kvmbus device model to a vfio-user client from this process (socket
+    /// created 0600; clients of another uid are refused; one client at a time).
+    DeviceServer {
+        /// The socket to create.
+        #[arg(long)]
+        socket: PathBuf,
+        /// The device model: irq-test.
+        #[arg(long)]
+        device: String,
+        /// irq-test: MSI-X vectors.
+        #[arg(long, default_value_t = 8)]
+        msix_vectors: u16,
+        /// irq-test: MSI vectors (power of two, 1..=32).
+        #[arg(long, default_value_t = 4)]
+        msi_vectors: u16,
+        /// irq-test: add BAR4, 4 KiB of shared memory handed over as an mmap-able region.
+        #[arg(long)]
+        shared_bar: bool,
+    },
     /// Write a built-in guest's multiboot ELF image to a file (to boot it elsewhere, e.g. QEMU).
     Image {
         /// The built-in's name (`kvmbus image --list` lists them).
@@ -164,6 +183,13 @@ pub fn main() -> i32 {
             vector,
             count,
         } => irq_trigger(&socket, vector, count),
+        Command::DeviceServer {
+            socket,
+            device,
+            msix_vectors,
+            msi_vectors,
+            shared_bar,
+        } => device_server(&socket, &device, msix_vectors, msi_vectors, shared_bar),
     }
 }
 
@@ -588,5 +614,36 @@ fn image(name: Option<String>, output: Option<PathBuf>, list: bool) -> i32 {
             eprintln!("kvmbus: cannot write {}: {e}", output.display());
             exit_code::VMM_ERROR
         }
+    }
+}
+
+fn device_server(
+    socket: &std::path::Path,
+    device: &str,
+    msix: u16,
+    msi: u16,
+    shared_bar: bool,
+) -> i32 {
+    use vmm_core::devices::vfio_user::{self, server};
+    vmm_core::logger::init(None);
+    let served = match device {
+        "irq-test" => vfio_user::served_irq_test(msix, msi, shared_bar),
+        d => {
+            eprintln!("kvmbus: --device is '{d}', expected 'irq-test'");
+            return exit_code::CONFIG;
+        }
+    };
+    let served = match served {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let listener = match server::listen(socket) {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    let mut srv = server::Server::new(served);
+    match srv.run(&listener) {
+        Ok(()) => 0,
+        Err(e) => fail(&e),
     }
 }

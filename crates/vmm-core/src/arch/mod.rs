@@ -5,4 +5,4 @@ mod cpu;
 mod mptable;
 
 pub use cpu::{guest_cpuid, host_brand, setup_boot_regs, setup_cpuid};
-pub use mptable::{write_mptable, IOAPIC_ADDR, LAPIC_ADDR};
+pub use mptable::{write_mptable, write_mptable_with_pci, PciIntx, IOAPIC_ADDR, LAPIC_ADDR};

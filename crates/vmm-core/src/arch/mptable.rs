@@ -41,9 +41,34 @@ fn checksum(b: &[u8]) -> u8 {
     0u8.wrapping_sub(b.iter().fold(0u8, |a, x| a.wrapping_add(*x)))
 }
 
+/// MP table bus ID of PCI bus 0 (the ISA bus is ID 0; guests map PCI bus entries to
+/// PCI bus numbers in order).
+const PCI_BUS_ID: u8 = 1;
+
+/// One PCI function's INTx pin wired to an I/O APIC input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PciIntx {
+    /// Device number on bus 0.
+    pub device: u8,
+    /// Interrupt pin, 1-4 (INTA#-INTD#).
+    pub pin: u8,
+    /// The I/O APIC input (GSI) it is wired to.
+    pub gsi: u8,
+}
+
 /// Writes the floating pointer, the configuration table (one processor entry per vCPU,
 /// an ISA bus, the I/O APIC and ISA IRQ 0-15 routed to its pins) and the EBDA pointer.
 pub fn write_mptable(mem: &GuestMemoryMmap, vcpus: u32) -> Result<(), LoadError> {
+    write_mptable_with_pci(mem, vcpus, &[])
+}
+
+/// As [`write_mptable`], plus a PCI bus and one I/O interrupt entry per PCI INTx pin in
+/// `pci` (level-triggered, active low, as PCI interrupts are).
+pub fn write_mptable_with_pci(
+    mem: &GuestMemoryMmap,
+    vcpus: u32,
+    pci: &[PciIntx],
+) -> Result<(), LoadError> {
     let ioapic_id = vcpus as u8;
     let mut body = Vec::new();
     let mut entries = 0u16;
@@ -58,6 +83,10 @@ pub fn write_mptable(mem: &GuestMemoryMmap, vcpus: u32) -> Result<(), LoadError>
     }
     body.extend_from_slice(&[1, 0, b'I', b'S', b'A', b' ', b' ', b' ']); // bus 0: ISA
     entries += 1;
+    if !pci.is_empty() {
+        body.extend_from_slice(&[1, PCI_BUS_ID, b'P', b'C', b'I', b' ', b' ', b' ']);
+        entries += 1;
+    }
     body.extend_from_slice(&[2, ioapic_id, 0x11, 1]);
     body.extend_from_slice(&IOAPIC_ADDR.to_le_bytes());
     entries += 1;
@@ -66,6 +95,13 @@ pub fn write_mptable(mem: &GuestMemoryMmap, vcpus: u32) -> Result<(), LoadError>
         body.extend_from_slice(&[3, 0]);
         body.extend_from_slice(&flags.to_le_bytes());
         body.extend_from_slice(&[0, irq, ioapic_id, pin as u8]);
+        entries += 1;
+    }
+    for p in pci {
+        // I/O interrupt: INT, flags active low (3) | level (3 << 2), PCI bus,
+        // source = device << 2 | (pin - 1), the I/O APIC and its input.
+        let src = (p.device & 0x1f) << 2 | (p.pin.clamp(1, 4) - 1);
+        body.extend_from_slice(&[3, 0, 0x0f, 0, PCI_BUS_ID, src, ioapic_id, p.gsi]);
         entries += 1;
     }
     // Local interrupts: ExtINT to LINT0, NMI to LINT1 of all local APICs.
@@ -150,5 +186,45 @@ mod tests {
         assert_eq!((ebda as u64) << 4, crate::loader::EBDA_ADDR);
         // The largest configurable machine fits too.
         write_mptable(&m, 254).unwrap();
+    }
+
+    fn entries(m: &GuestMemoryMmap) -> Vec<Vec<u8>> {
+        let mut hdr = [0u8; 44];
+        m.read_slice(&mut hdr, GuestAddress(MPTABLE_ADDR + 16))
+            .unwrap();
+        let len = u16::from_le_bytes([hdr[4], hdr[5]]) as usize;
+        let mut table = vec![0u8; len];
+        m.read_slice(&mut table, GuestAddress(MPTABLE_ADDR + 16))
+            .unwrap();
+        assert_eq!(table.iter().fold(0u8, |a, x| a.wrapping_add(*x)), 0);
+        let (mut out, mut off) = (Vec::new(), 44);
+        while off < len {
+            let n = if table[off] == 0 { 20 } else { 8 };
+            out.push(table[off..off + n].to_vec());
+            off += n;
+        }
+        assert_eq!(out.len(), u16::from_le_bytes([hdr[34], hdr[35]]) as usize);
+        out
+    }
+
+    #[test]
+    fn pci_intx_pins_get_a_bus_and_level_low_entries() {
+        let m = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
+        write_mptable(&m, 2).unwrap();
+        assert!(!entries(&m).iter().any(|e| e[0] == 1 && &e[2..5] == b"PCI"));
+        write_mptable_with_pci(
+            &m,
+            2,
+            &[PciIntx {
+                device: 4,
+                pin: 1,
+                gsi: 16,
+            }],
+        )
+        .unwrap();
+        let e = entries(&m);
+        assert!(e.contains(&vec![1, PCI_BUS_ID, b'P', b'C', b'I', b' ', b' ', b' ']));
+        let ioapic_id = 2;
+        assert!(e.contains(&vec![3, 0, 0x0f, 0, PCI_BUS_ID, 4 << 2, ioapic_id, 16]));
     }
 }

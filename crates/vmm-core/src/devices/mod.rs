@@ -16,6 +16,7 @@ pub mod pm;
 pub mod registry;
 pub mod rtc;
 mod serial;
+pub mod vfio_user;
 pub mod wiring;
 
 pub use legacy::{DebugExit, DebugExitPorts, PostPort};

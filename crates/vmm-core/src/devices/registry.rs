@@ -96,6 +96,10 @@ pub const PCI_KINDS: &[PciKind] = &[
         name: "pci-testdev",
         parse: kinds::pci_testdev::parse,
     },
+    PciKind {
+        name: "vfio-user",
+        parse: kinds::vfio_user::parse,
+    },
 ];
 
 /// Every platform device, in build order.

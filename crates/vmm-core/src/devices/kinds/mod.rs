@@ -10,3 +10,4 @@ pub mod legacy;
 pub mod pc_testdev;
 pub mod pci_testdev;
 pub mod serial;
+pub mod vfio_user;

@@ -1,0 +1,115 @@
+//! `[[device]] kind = "vfio-user"`: a PCI function served by another process over
+//! vfio-user (see `devices/vfio_user`).
+//!
+//! ```toml
+//! [[device]]
+//! kind = "vfio-user"
+//! socket = "/tmp/dev.sock"    # the server's socket (relative to the config file)
+//! connect_timeout_ms = 5000   # wait this long for the socket at start
+//! reply_timeout_ms = 1000     # a server silent this long counts as stalled
+//! ```
+//!
+//! Through the registry the device gets its vectors, DMA_MAP of guest RAM and
+//! reconnection; mmap-able regions are forwarded (the registry's wiring carries no VM fd
+//! for memory slots) and INTx is not wired (no resampling irqfd there yet):
+//! `devices::vfio_user::attach::attach` has both.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pci_emu::{Bdf, PciFunction};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::{ConfigError, ParseCx, Value};
+use crate::devices::registry::PciDeviceSpec;
+use crate::devices::vfio_user::client::{
+    ClientOptions, DmaMemory, VfioUserDevice, Wiring as VuWiring,
+};
+use crate::devices::wiring::Wiring;
+use crate::Result;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    socket: Spanned<String>,
+    connect_timeout_ms: Option<Spanned<i64>>,
+    reply_timeout_ms: Option<Spanned<i64>>,
+}
+
+/// A vfio-user device's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VfioUserSpec {
+    /// The server's socket.
+    pub socket: PathBuf,
+    /// How long to wait for the socket at start.
+    pub connect_timeout: Duration,
+    /// How long one reply may take.
+    pub reply_timeout: Duration,
+}
+
+/// Parses a `[[device]]` table of kind "vfio-user".
+pub fn parse(
+    cx: &ParseCx,
+    v: Value<'_>,
+) -> std::result::Result<Arc<dyn PciDeviceSpec>, ConfigError> {
+    let raw: Raw = cx.deserialize(v)?;
+    let t = "[device]";
+    let connect = cx.int(
+        &raw.connect_timeout_ms,
+        "connect_timeout_ms",
+        t,
+        0..=600_000,
+        5000,
+    )?;
+    let reply = cx.int(
+        &raw.reply_timeout_ms,
+        "reply_timeout_ms",
+        t,
+        1..=60_000,
+        1000,
+    )?;
+    Ok(Arc::new(VfioUserSpec {
+        socket: cx.path(raw.socket.get_ref()),
+        connect_timeout: Duration::from_millis(connect as u64),
+        reply_timeout: Duration::from_millis(reply as u64),
+    }))
+}
+
+impl PciDeviceSpec for VfioUserSpec {
+    fn kind(&self) -> &'static str {
+        "vfio-user"
+    }
+
+    fn build(&self, bdf: Bdf, w: &mut Wiring<'_>) -> Result<Arc<Mutex<dyn PciFunction>>> {
+        let router = w.router.clone();
+        let mut vectors = |n: u16| {
+            router
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add_device(bdf, "vfio-user", n)
+                .map_err(crate::Error::from)
+        };
+        let dev = VfioUserDevice::connect(
+            &ClientOptions {
+                vm: w.config.name.clone(),
+                bdf,
+                socket: self.socket.clone(),
+                connect_timeout: self.connect_timeout,
+                reply_timeout: self.reply_timeout,
+            },
+            VuWiring {
+                vectors: &mut vectors,
+                dma: Some(DmaMemory {
+                    memory: w.ram.memory.clone(),
+                    memfd: w.ram.memfd.clone(),
+                    size: w.ram.size,
+                }),
+                mapper: None,
+                intx: None,
+            },
+        )?;
+        Ok(Arc::new(Mutex::new(dev)))
+    }
+}

@@ -1,0 +1,391 @@
+//! The client's connection: connect with a bounded wait, negotiate, and make calls that
+//! turn every transport failure into "disconnected" (the caller then reads all-ones);
+//! [`Conn::reconnect`] opens a new connection and replays what the server was given
+//! (DMA maps, interrupt fds, COMMAND).
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vfio_user_proto as vu;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vmm_sys_util::eventfd::EventFd;
+use vu::{Channel, Command, Message};
+
+use super::metrics::DeviceMetrics;
+
+/// Data bytes this client accepts per message.
+const MAX_DATA: u32 = 1 << 20;
+/// Fds this client accepts per message (one per region-info reply).
+const MAX_FDS: u32 = 8;
+/// Between two "server unavailable" log lines.
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Guest memory shared with the server by DMA_MAP.
+#[derive(Clone)]
+pub struct DmaMemory {
+    /// The mapping here (server-initiated DMA_READ/WRITE go through it).
+    pub memory: GuestMemoryMmap,
+    /// The memfd behind guest RAM (file offset = guest-physical address).
+    pub memfd: Arc<OwnedFd>,
+    /// Bytes of RAM from guest-physical 0.
+    pub size: u64,
+}
+
+/// What a new connection must be given again.
+#[derive(Default)]
+pub(crate) struct Replay {
+    pub(crate) dma: Option<DmaMemory>,
+    /// (IRQ index, the eventfds of vectors 0..).
+    pub(crate) irqs: Vec<(u32, Vec<Arc<EventFd>>)>,
+    /// COMMAND as last written.
+    pub(crate) command: Option<u16>,
+}
+
+/// One server connection (or none, while the server is away).
+pub(crate) struct Conn {
+    pub(crate) name: String,
+    socket: PathBuf,
+    reply_timeout: Duration,
+    chan: Option<Channel>,
+    /// What the server accepts.
+    pub(crate) peer: vu::Capabilities,
+    pub(crate) replay: Replay,
+    pub(crate) metrics: DeviceMetrics,
+    last_log: Option<Instant>,
+}
+
+fn proto_err(name: &str, e: vu::Error) -> crate::Error {
+    crate::Error::Device {
+        device: name.to_string(),
+        detail: e.to_string(),
+    }
+}
+
+/// Connects to `socket`, waiting until `deadline` for it to appear and accept.
+pub(crate) fn connect_by(socket: &Path, deadline: Instant) -> std::io::Result<UnixStream> {
+    loop {
+        match UnixStream::connect(socket) {
+            Ok(s) => return Ok(s),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                // The server is starting: its socket is not there yet. A bounded wait.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Conn {
+    /// Connects (waiting up to `connect_timeout`) and negotiates the version.
+    pub(crate) fn open(
+        name: &str,
+        socket: &Path,
+        connect_timeout: Duration,
+        reply_timeout: Duration,
+        metrics: DeviceMetrics,
+    ) -> crate::Result<Conn> {
+        let stream = connect_by(socket, Instant::now() + connect_timeout).map_err(|e| {
+            crate::Error::Device {
+                device: name.to_string(),
+                detail: format!("cannot connect to {}: {e}", socket.display()),
+            }
+        })?;
+        let mut c = Conn {
+            name: name.to_string(),
+            socket: socket.to_path_buf(),
+            reply_timeout,
+            chan: None,
+            peer: vu::Capabilities::default(),
+            replay: Replay::default(),
+            metrics,
+            last_log: None,
+        };
+        c.negotiate(stream).map_err(|e| proto_err(name, e))?;
+        c.metrics.set_connected(true);
+        Ok(c)
+    }
+
+    fn negotiate(&mut self, stream: UnixStream) -> vu::Result<()> {
+        let mut chan = Channel::new(
+            stream,
+            vu::Limits {
+                max_fds: MAX_FDS as usize,
+                max_data: MAX_DATA,
+            },
+        );
+        let ours = vu::Version {
+            major: vu::MAJOR,
+            minor: vu::MINOR,
+            caps: vu::Capabilities {
+                max_msg_fds: MAX_FDS,
+                max_data_xfer_size: MAX_DATA,
+                pgsizes: Some(4096),
+            },
+        };
+        let m = chan.call(
+            Command::Version,
+            &ours.encode(),
+            &[],
+            self.reply_timeout,
+            &mut |_| Err(libc::EINVAL as u32),
+        )?;
+        let v = vu::Version::decode(&m.payload)?;
+        v.check_reply()?;
+        self.peer = v.caps;
+        self.chan = Some(chan);
+        Ok(())
+    }
+
+    /// True while connected.
+    pub(crate) fn connected(&self) -> bool {
+        self.chan.is_some()
+    }
+
+    /// Most data bytes per message both sides accept.
+    pub(crate) fn max_data(&self) -> u32 {
+        self.peer.max_data_xfer_size.clamp(4, MAX_DATA)
+    }
+
+    /// A call; a transport or protocol failure drops the connection (logged,
+    /// rate-limited, counted). An error *reply* keeps it.
+    pub(crate) fn call(
+        &mut self,
+        cmd: Command,
+        payload: &[u8],
+        fds: &[RawFd],
+    ) -> Option<std::result::Result<Message, u32>> {
+        let chan = self.chan.as_mut()?;
+        let dma = self.replay.dma.clone();
+        let mut serve = |m: &Message| serve_dma(dma.as_ref(), m);
+        match chan.call(cmd, payload, fds, self.reply_timeout, &mut serve) {
+            Ok(m) => Some(Ok(m)),
+            Err(vu::Error::Peer { errno, .. }) => Some(Err(errno)),
+            Err(e) => {
+                self.drop_connection(&format!("{cmd:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Forgets the connection after a failure.
+    pub(crate) fn drop_connection(&mut self, why: &str) {
+        self.chan = None;
+        self.metrics.set_connected(false);
+        self.metrics.failures.increment(1);
+        let now = Instant::now();
+        if self
+            .last_log
+            .is_none_or(|t| now.duration_since(t) >= LOG_EVERY)
+        {
+            self.last_log = Some(now);
+            log::warn!(
+                "{}: vfio-user server {} unavailable ({why}); BAR reads return all-ones until it reconnects",
+                self.name,
+                self.socket.display()
+            );
+        }
+    }
+
+    /// REGION_READ in pieces the server accepts; `false` if the server is away (the
+    /// data is then all-ones).
+    pub(crate) fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> bool {
+        let t0 = Instant::now();
+        let step = self.max_data() as usize;
+        let mut done = 0;
+        while done < data.len() {
+            let n = (data.len() - done).min(step);
+            let req = vu::RegionAccess {
+                offset: offset + done as u64,
+                region,
+                count: n as u32,
+                data: Vec::new(),
+            };
+            let ok = match self.call(Command::RegionRead, &req.encode(), &[]) {
+                Some(Ok(m)) => match vu::RegionAccess::decode(&m.payload) {
+                    Ok(r) if r.data.len() == n => {
+                        data[done..done + n].copy_from_slice(&r.data);
+                        true
+                    }
+                    _ => {
+                        self.drop_connection("malformed REGION_READ reply");
+                        false
+                    }
+                },
+                Some(Err(_)) | None => false,
+            };
+            if !ok {
+                data.fill(0xff);
+                self.metrics.dropped.increment(1);
+                return false;
+            }
+            done += n;
+        }
+        self.metrics.round_trip.record(t0.elapsed().as_secs_f64());
+        true
+    }
+
+    /// REGION_WRITE in pieces; `false` if dropped.
+    pub(crate) fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> bool {
+        let t0 = Instant::now();
+        let step = self.max_data() as usize;
+        for (k, piece) in data.chunks(step).enumerate() {
+            let req = vu::RegionAccess {
+                offset: offset + (k * step) as u64,
+                region,
+                count: piece.len() as u32,
+                data: piece.to_vec(),
+            };
+            if !matches!(
+                self.call(Command::RegionWrite, &req.encode(), &[]),
+                Some(Ok(_))
+            ) {
+                self.metrics.dropped.increment(1);
+                return false;
+            }
+        }
+        self.metrics.round_trip.record(t0.elapsed().as_secs_f64());
+        true
+    }
+
+    /// Gives the server guest memory (DMA_MAP of the memfd).
+    pub(crate) fn dma_map(&mut self, dma: &DmaMemory) -> bool {
+        let req = vu::DmaMap {
+            flags: vu::DMA_READ | vu::DMA_WRITE,
+            offset: 0,
+            address: 0,
+            size: dma.size,
+        };
+        let fd = dma.memfd.as_raw_fd();
+        matches!(
+            self.call(Command::DmaMap, &req.encode(), &[fd]),
+            Some(Ok(_))
+        )
+    }
+
+    /// Hands the server the trigger eventfds of IRQ `index`, as many per message as it
+    /// accepts.
+    pub(crate) fn set_irq_fds(&mut self, index: u32, fds: &[Arc<EventFd>]) -> bool {
+        let per = (self.peer.max_msg_fds.max(1) as usize).min(MAX_FDS as usize);
+        for (k, chunk) in fds.chunks(per).enumerate() {
+            let raw: Vec<RawFd> = chunk.iter().map(|f| f.as_raw_fd()).collect();
+            let s = vu::SetIrqs {
+                flags: vu::IRQ_SET_DATA_EVENTFD | vu::IRQ_SET_ACTION_TRIGGER,
+                index,
+                start: (k * per) as u32,
+                count: chunk.len() as u32,
+                data: Vec::new(),
+            };
+            match self.call(Command::DeviceSetIrqs, &s.encode(), &raw) {
+                Some(Ok(_)) => {}
+                Some(Err(errno)) => {
+                    log::warn!("{}: SET_IRQS index {index}: errno {errno}", self.name);
+                    return false;
+                }
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// INTx UNMASK (after the guest's EOI).
+    pub(crate) fn unmask_intx(&mut self) -> bool {
+        let s = vu::SetIrqs {
+            flags: vu::IRQ_SET_DATA_NONE | vu::IRQ_SET_ACTION_UNMASK,
+            index: vu::IRQ_INTX,
+            start: 0,
+            count: 1,
+            data: Vec::new(),
+        };
+        matches!(
+            self.call(Command::DeviceSetIrqs, &s.encode(), &[]),
+            Some(Ok(_))
+        )
+    }
+
+    /// Forwards a COMMAND write to config space.
+    pub(crate) fn write_command(&mut self, command: u16) {
+        self.replay.command = Some(command);
+        self.region_write(vu::REGION_CONFIG, 4, &command.to_le_bytes());
+    }
+
+    /// DEVICE_RESET.
+    pub(crate) fn reset(&mut self) -> bool {
+        matches!(self.call(Command::DeviceReset, &[], &[]), Some(Ok(_)))
+    }
+
+    /// Tries one new connection (no wait) and replays the setup.
+    pub(crate) fn reconnect(&mut self) -> bool {
+        if self.chan.is_some() {
+            return true;
+        }
+        let Ok(stream) = UnixStream::connect(&self.socket) else {
+            return false;
+        };
+        if let Err(e) = self.negotiate(stream) {
+            self.drop_connection(&format!("reconnect: {e}"));
+            return false;
+        }
+        let dma = self.replay.dma.clone();
+        if let Some(d) = &dma {
+            if !self.dma_map(d) {
+                return false;
+            }
+        }
+        let irqs: Vec<_> = self.replay.irqs.clone();
+        for (index, fds) in &irqs {
+            if !self.set_irq_fds(*index, fds) && !self.connected() {
+                return false;
+            }
+        }
+        if let Some(c) = self.replay.command {
+            self.write_command(c);
+        }
+        if self.connected() {
+            self.metrics.set_connected(true);
+            self.metrics.reconnects.increment(1);
+            log::info!("{}: vfio-user server reconnected", self.name);
+        }
+        self.connected()
+    }
+}
+
+/// Serves a server-initiated DMA_READ/DMA_WRITE from the DMA-mapped guest memory;
+/// anything outside it (or any other command) is refused.
+fn serve_dma(dma: Option<&DmaMemory>, m: &Message) -> std::result::Result<Vec<u8>, u32> {
+    let einval = libc::EINVAL as u32;
+    let Some(dma) = dma else {
+        return Err(libc::EFAULT as u32);
+    };
+    let cmd = Command::from_u16(m.header.command);
+    let mut a = vu::DmaAccess::decode(&m.payload).map_err(|_| einval)?;
+    if a.count > u64::from(MAX_DATA) || a.address.saturating_add(a.count) > dma.size {
+        return Err(libc::EFAULT as u32);
+    }
+    match cmd {
+        Some(Command::DmaRead) if a.data.is_empty() => {
+            let mut buf = vec![0u8; a.count as usize];
+            dma.memory
+                .read_slice(&mut buf, GuestAddress(a.address))
+                .map_err(|_| libc::EFAULT as u32)?;
+            a.data = buf;
+            Ok(a.encode())
+        }
+        Some(Command::DmaWrite) if a.data.len() as u64 == a.count => {
+            dma.memory
+                .write_slice(&a.data, GuestAddress(a.address))
+                .map_err(|_| libc::EFAULT as u32)?;
+            a.data.clear();
+            Ok(a.encode())
+        }
+        _ => Err(einval),
+    }
+}

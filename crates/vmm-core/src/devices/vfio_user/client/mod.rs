@@ -1,0 +1,468 @@
+//! The vfio-user client: a [`PciFunction`] whose device model is another process.
+//!
+//! At construction it connects (waiting a bounded time for the socket), negotiates,
+//! reads the device, region and IRQ info and the server's config space, and builds the
+//! function kvmbus presents (module `layout`): kvmbus sizes and places the BARs, owns
+//! COMMAND's decode bits (COMMAND writes are also forwarded) and emulates MSI/MSI-X,
+//! whose vectors are the irq-router's irqfds handed to the server with SET_IRQS. Guest
+//! memory is DMA-mapped (the memfd by SCM_RIGHTS). BAR accesses are forwarded as
+//! REGION_READ/WRITE, except the MSI-X table/PBA (local) and mmap-able areas (KVM memory
+//! slots that move with the BAR). INTx is a resampling irqfd on an IOAPIC pin.
+//!
+//! A server that closes, stalls past the reply timeout or answers garbage is dropped:
+//! BAR reads return all-ones and writes are dropped (logged, rate-limited, counted); a
+//! thread reconnects every 100 ms and replays DMA maps, interrupt fds and COMMAND.
+
+mod conn;
+mod intx;
+mod layout;
+mod mapping;
+mod metrics;
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use irq_router::IrqHandle;
+use pci_emu::{Bdf, FunctionEvent, IrqSource, PciConfig, PciFunction, PendingBits};
+use vfio_user_proto as vu;
+use vu::Command;
+
+pub use conn::DmaMemory;
+pub use intx::{IntxRoute, KvmIntxRoute};
+pub use mapping::{GuestMapper, KvmGuestMapper};
+
+use conn::Conn;
+use intx::Intx;
+use mapping::Area;
+
+use crate::{Error, Result};
+
+/// Between reconnection attempts while the server is away.
+const RECONNECT_EVERY: Duration = Duration::from_millis(100);
+/// Largest reply buffer offered for region info (with capabilities).
+const REGION_INFO_MAX: u32 = 4096;
+
+/// Where and how to reach the server.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// The VM's name (metrics label).
+    pub vm: String,
+    /// Where the function sits (metrics label).
+    pub bdf: Bdf,
+    /// The server's socket.
+    pub socket: PathBuf,
+    /// How long to wait for the socket at start.
+    pub connect_timeout: Duration,
+    /// How long one reply may take before the server counts as stalled.
+    pub reply_timeout: Duration,
+}
+
+/// What the device is wired to.
+pub struct Wiring<'a> {
+    /// Allocates `n` interrupt vectors (the irq-router's `add_device`).
+    pub vectors: &'a mut dyn FnMut(u16) -> Result<Vec<IrqHandle>>,
+    /// Guest memory to DMA-map.
+    pub dma: Option<DmaMemory>,
+    /// Maps mmap-able regions into the guest (without it they are forwarded).
+    pub mapper: Option<Arc<dyn GuestMapper>>,
+    /// INTx: the route and the IOAPIC pin (written to the interrupt-line register).
+    pub intx: Option<(Arc<dyn IntxRoute>, u32)>,
+}
+
+struct HandlesPending(Vec<IrqHandle>);
+
+impl PendingBits for HandlesPending {
+    fn pending(&self, _source: IrqSource, vector: u16) -> bool {
+        self.0.get(vector as usize).is_some_and(|h| h.is_pending())
+    }
+}
+
+/// A PCI function served by a vfio-user server.
+pub struct VfioUserDevice {
+    name: String,
+    config: PciConfig,
+    conn: Arc<Mutex<Conn>>,
+    bar_present: [bool; 6],
+    /// Config offsets from here up go to the server (below: local header and caps).
+    forward_config_from: u16,
+    areas: Vec<Area>,
+    mapper: Option<Arc<dyn GuestMapper>>,
+    intx: Option<Intx>,
+}
+
+fn dev_err(name: &str, detail: impl Into<String>) -> Error {
+    Error::Device {
+        device: name.to_string(),
+        detail: detail.into(),
+    }
+}
+
+impl VfioUserDevice {
+    /// Connects to the server and builds the function.
+    pub fn connect(opts: &ClientOptions, wiring: Wiring<'_>) -> Result<VfioUserDevice> {
+        let name = format!("vfio-user {}", opts.socket.display());
+        let m = metrics::DeviceMetrics::new(&opts.vm, "vfio-user", &opts.bdf.to_string());
+        let mut conn = Conn::open(
+            &name,
+            &opts.socket,
+            opts.connect_timeout,
+            opts.reply_timeout,
+            m.clone(),
+        )?;
+        let lost = || dev_err(&name, "the server went away during setup");
+        let info = match conn.call(
+            Command::DeviceGetInfo,
+            &vu::DeviceInfo::default().encode(),
+            &[],
+        ) {
+            Some(Ok(msg)) => {
+                vu::DeviceInfo::decode(&msg.payload).map_err(|e| dev_err(&name, e.to_string()))?
+            }
+            Some(Err(errno)) => {
+                return Err(dev_err(&name, format!("DEVICE_GET_INFO: errno {errno}")))
+            }
+            None => return Err(lost()),
+        };
+        if info.num_regions <= vu::REGION_CONFIG {
+            return Err(dev_err(
+                &name,
+                format!("{} regions: no config space", info.num_regions),
+            ));
+        }
+        // Regions: BARs 0-5 and config space.
+        let mut sizes = [0u64; 6];
+        let mut region_infos = Vec::new();
+        for index in 0..=vu::REGION_CONFIG {
+            let (ri, fd) = region_info(&mut conn, index).ok_or_else(lost)??;
+            if index < 6 {
+                sizes[index as usize] = ri.size;
+            }
+            region_infos.push((ri, fd));
+        }
+        let cfg_size = region_infos[vu::REGION_CONFIG as usize].0.size.min(256) as usize;
+        if cfg_size < 64 {
+            return Err(dev_err(&name, "config space region smaller than a header"));
+        }
+        let mut cfg = vec![0u8; cfg_size];
+        if !conn.region_read(vu::REGION_CONFIG, 0, &mut cfg) {
+            return Err(lost());
+        }
+        let layout = layout::parse(&cfg, &sizes);
+        let mut config = layout.build(&name);
+        let mut bar_present = [false; 6];
+        for b in config.bars() {
+            bar_present[b.index as usize] = true;
+        }
+        let forward_config_from = local_config_end(&config);
+
+        // Interrupts: MSI-X and MSI vectors are the router's, shared, as in-process.
+        let msix = layout.msix_vectors();
+        let msi = layout.msi_vectors();
+        let vectors = msix.max(msi);
+        if vectors > 0 {
+            let handles = (wiring.vectors)(vectors)?;
+            config.set_pending_bits(Arc::new(HandlesPending(handles.clone())));
+            let fds: Vec<_> = handles.iter().map(|h| h.eventfd().clone()).collect();
+            for (index, n) in [(vu::IRQ_MSIX, msix), (vu::IRQ_MSI, msi)] {
+                let count = irq_count(&mut conn, index).ok_or_else(lost)?;
+                let n = u32::from(n).min(count) as usize;
+                if n > 0 {
+                    let set = fds[..n].to_vec();
+                    if !conn.set_irq_fds(index, &set) && !conn.connected() {
+                        return Err(lost());
+                    }
+                    conn.replay.irqs.push((index, set));
+                }
+            }
+        }
+        if let Some(dma) = wiring.dma {
+            if !conn.dma_map(&dma) {
+                log::warn!("{name}: DMA_MAP refused; the device cannot reach guest memory");
+            }
+            conn.replay.dma = Some(dma);
+        }
+        let intx_count = irq_count(&mut conn, vu::IRQ_INTX).ok_or_else(lost)?;
+        let conn = Arc::new(Mutex::new(conn));
+        let mut intx = None;
+        if let (Some((route, gsi)), true) = (wiring.intx, intx_count > 0 && layout.pin != 0) {
+            let i = Intx::new("vfio-user", route, gsi, Arc::downgrade(&conn))?;
+            let mut c = conn.lock().unwrap_or_else(|e| e.into_inner());
+            c.set_irq_fds(vu::IRQ_INTX, std::slice::from_ref(&i.trigger));
+            c.replay.irqs.push((vu::IRQ_INTX, vec![i.trigger.clone()]));
+            drop(c);
+            config.write(0x3c, &[gsi as u8]);
+            intx = Some(i);
+        }
+
+        // mmap-able regions.
+        let mut areas = Vec::new();
+        if wiring.mapper.is_some() {
+            for (ri, fd) in region_infos.into_iter().take(6) {
+                let (Some(fd), true) = (fd, ri.flags & vu::REGION_MMAP != 0) else {
+                    continue;
+                };
+                if !bar_present[ri.index as usize] {
+                    continue;
+                }
+                let fd = Arc::new(fd);
+                let parts = if ri.sparse.is_empty() {
+                    vec![vu::SparseArea {
+                        offset: 0,
+                        size: ri.size,
+                    }]
+                } else {
+                    ri.sparse.clone()
+                };
+                for p in parts {
+                    match Area::new(
+                        fd.clone(),
+                        ri.index as u8,
+                        p.offset,
+                        p.size,
+                        ri.offset + p.offset,
+                    ) {
+                        Some(a) => {
+                            m.mapped_bytes.increment(p.size as f64);
+                            areas.push(a);
+                        }
+                        None => log::info!(
+                            "{name}: BAR{} area {:#x}+{:#x} is not page-aligned; forwarded",
+                            ri.index,
+                            p.offset,
+                            p.size
+                        ),
+                    }
+                }
+            }
+        }
+
+        spawn_reconnector(&name, Arc::downgrade(&conn))?;
+        Ok(VfioUserDevice {
+            name,
+            config,
+            conn,
+            bar_present,
+            forward_config_from,
+            areas,
+            mapper: wiring.mapper,
+            intx,
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Conn> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// True while the server is connected.
+    pub fn connected(&self) -> bool {
+        self.conn().connected()
+    }
+
+    /// DEVICE_RESET (guest function-level reset or VM reset); false if the server is
+    /// away or refused.
+    pub fn reset(&self) -> bool {
+        self.conn().reset()
+    }
+
+    /// Bytes of BAR areas mapped into the guest's memory (when placed).
+    pub fn mapped_areas(&self) -> Vec<(u8, u64, u64, Option<u32>)> {
+        self.areas
+            .iter()
+            .map(|a| (a.bar, a.offset, a.size, a.slot))
+            .collect()
+    }
+
+    fn place_areas(&mut self, bar: u8, base: Option<u64>) {
+        let Some(mapper) = self.mapper.clone() else {
+            return;
+        };
+        for a in self.areas.iter_mut().filter(|a| a.bar == bar) {
+            a.place(mapper.as_ref(), base);
+        }
+    }
+}
+
+/// Where the local part of config space ends: the header and the re-created caps.
+fn local_config_end(config: &PciConfig) -> u16 {
+    let end = config
+        .capabilities()
+        .iter()
+        .map(|c| {
+            u16::from(c.offset)
+                + match c.id {
+                    0x10 => 0x3c,
+                    0x05 => 24,
+                    0x11 => 12,
+                    _ => 4,
+                }
+        })
+        .max()
+        .unwrap_or(0x40);
+    end.max(0x40)
+}
+
+fn region_info(conn: &mut Conn, index: u32) -> Option<Result<(vu::RegionInfo, Option<OwnedFd>)>> {
+    let mut argsz = vu::RegionInfo::SIZE + 16 + 16 * 8;
+    for _ in 0..2 {
+        let msg = match conn.call(
+            Command::DeviceGetRegionInfo,
+            &vu::RegionInfo::request(index, argsz),
+            &[],
+        )? {
+            Ok(m) => m,
+            Err(errno) => {
+                return Some(Err(dev_err(
+                    &conn.name,
+                    format!("region {index} info: errno {errno}"),
+                )))
+            }
+        };
+        let ri = match vu::RegionInfo::decode(&msg.payload) {
+            Ok(r) => r,
+            Err(e) => return Some(Err(dev_err(&conn.name, e.to_string()))),
+        };
+        if ri.argsz > argsz && ri.flags & vu::REGION_CAPS != 0 && ri.argsz <= REGION_INFO_MAX {
+            // The capabilities did not fit: ask again with the size the server needs.
+            argsz = ri.argsz;
+            continue;
+        }
+        let fd = msg.fds.into_iter().next();
+        return Some(Ok((ri, fd)));
+    }
+    Some(Err(dev_err(
+        &conn.name,
+        format!("region {index} info keeps growing"),
+    )))
+}
+
+fn irq_count(conn: &mut Conn, index: u32) -> Option<u32> {
+    let req = vu::IrqInfo {
+        index,
+        ..Default::default()
+    };
+    match conn.call(Command::DeviceGetIrqInfo, &req.encode(), &[])? {
+        Ok(m) => Some(
+            vu::IrqInfo::decode(&m.payload)
+                .ok()
+                .filter(|i| i.index == index && i.flags & vu::IRQ_INFO_EVENTFD != 0)
+                .map_or(0, |i| i.count),
+        ),
+        // A server without this IRQ type may refuse the query.
+        Err(_) => Some(0),
+    }
+}
+
+fn spawn_reconnector(name: &str, conn: Weak<Mutex<Conn>>) -> Result<()> {
+    std::thread::Builder::new()
+        .name("vfio-user-reconnect".into())
+        .spawn(move || loop {
+            std::thread::sleep(RECONNECT_EVERY);
+            let Some(c) = conn.upgrade() else { return };
+            let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+            if !c.connected() {
+                c.reconnect();
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| Error::Io {
+            what: format!("spawning the reconnect thread of {name}"),
+            source: e,
+        })
+}
+
+impl PciFunction for VfioUserDevice {
+    fn config_read(&mut self, offset: u16, data: &mut [u8]) {
+        if offset >= self.forward_config_from && offset < 4096 {
+            let mut c = self.conn();
+            c.region_read(vu::REGION_CONFIG, u64::from(offset), data);
+        } else {
+            self.config.read(offset, data);
+        }
+    }
+
+    fn config_write(&mut self, offset: u16, data: &[u8]) -> Vec<FunctionEvent> {
+        if offset >= self.forward_config_from && offset < 4096 {
+            self.conn()
+                .region_write(vu::REGION_CONFIG, u64::from(offset), data);
+            return Vec::new();
+        }
+        let events = self.config.write(offset, data);
+        for e in &events {
+            match e {
+                FunctionEvent::Bar(b) => self.place_areas(b.index, b.new),
+                FunctionEvent::Command { .. } => {}
+                FunctionEvent::Vector(_) => {}
+            }
+        }
+        if offset < 6 && offset + data.len() as u16 > 4 {
+            let command = self.config.command();
+            self.conn().write_command(command);
+        }
+        events
+    }
+
+    fn bar_read(&mut self, bar: u8, offset: u64, data: &mut [u8]) {
+        if self.config.msix_bar_read(bar, offset, data) {
+            return;
+        }
+        if !self.bar_present.get(bar as usize).copied().unwrap_or(false) {
+            data.fill(0xff);
+            return;
+        }
+        if let Some(a) = self
+            .areas
+            .iter()
+            .find(|a| a.covers(bar, offset, data.len()))
+        {
+            a.read(offset, data);
+            return;
+        }
+        let mut c = self.conn();
+        c.metrics.reads.increment(1);
+        c.region_read(u32::from(bar), offset, data);
+    }
+
+    fn bar_write(&mut self, bar: u8, offset: u64, data: &[u8]) -> Vec<FunctionEvent> {
+        let mut events = Vec::new();
+        if self.config.msix_bar_write(bar, offset, data, &mut events) {
+            return events;
+        }
+        if !self.bar_present.get(bar as usize).copied().unwrap_or(false) {
+            return events;
+        }
+        if let Some(a) = self
+            .areas
+            .iter()
+            .find(|a| a.covers(bar, offset, data.len()))
+        {
+            a.write(offset, data);
+            return events;
+        }
+        let mut c = self.conn();
+        c.metrics.writes.increment(1);
+        c.region_write(u32::from(bar), offset, data);
+        events
+    }
+
+    fn name(&self) -> &str {
+        "vfio-user"
+    }
+}
+
+impl Drop for VfioUserDevice {
+    fn drop(&mut self) {
+        // Slots go before the memory they map (Area's drop unmaps it).
+        if let Some(m) = self.mapper.clone() {
+            for a in &mut self.areas {
+                a.place(m.as_ref(), None);
+            }
+        }
+        self.intx.take();
+        log::debug!("{}: closed", self.name);
+    }
+}
+
+#[cfg(test)]
+mod tests;
