@@ -1,5 +1,6 @@
-//! x86 platform setup: boot vCPU state, CPUID and the MP table.
+//! x86 platform setup: boot vCPU state, CPUID, the MP table and the ACPI tables.
 
+pub mod acpi;
 mod cpu;
 mod mptable;
 

@@ -72,6 +72,7 @@ struct RawSerial {
 #[serde(deny_unknown_fields)]
 struct RawMetrics {
     listen: Option<Spanned<String>>,
+    sd_dir: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -202,7 +203,19 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
     let serial = serial(&cx, raw.serial)?;
 
     let mut metrics_listen = None;
-    if let Some(l) = raw.metrics.and_then(|m| m.listen) {
+    let (listen, sd_dir) = raw.metrics.map_or((None, None), |m| (m.listen, m.sd_dir));
+    let mut metrics_sd_dir = None;
+    if let Some(d) = sd_dir {
+        places.metrics_sd_dir = cx.place(&d);
+        if d.get_ref().trim().is_empty() {
+            return cx.err(
+                d.span(),
+                "key 'sd_dir' in [metrics] is empty, expected a directory".into(),
+            );
+        }
+        metrics_sd_dir = Some(cx.path(d.get_ref()));
+    }
+    if let Some(l) = listen {
         places.metrics_listen = cx.place(&l);
         match l.get_ref().parse::<SocketAddr>() {
             Ok(a) => metrics_listen = Some(a),
@@ -242,6 +255,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
         boot,
         serial,
         metrics_listen,
+        metrics_sd_dir,
         ecam_base,
         msi_signal,
         platform,

@@ -1,12 +1,10 @@
-//! Tiny one-register devices.
+//! Tiny one-register devices. (Power-off is ACPI's PM1a_CNT, in `devices/pm/`.)
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use crate::bus::BusDevice;
 use crate::control::{StopReason, VmControl};
-
-use super::POWER_OFF_VALUE;
 
 /// QEMU's `isa-debug-exit` (`hw/misc/debugexit.c`): a write of 1, 2 or 4 bytes anywhere
 /// in its ports stops the VM with exit status `(value << 1) | 1`, of which the OS keeps
@@ -41,23 +39,6 @@ impl BusDevice for DebugExit {
         if matches!(data.len(), 1 | 2 | 4) {
             // The status keeps 8 bits of (value << 1) | 1: the value's low byte decides.
             self.0.request_stop(StopReason::DebugExit(data[0]));
-        }
-    }
-}
-
-/// The power-off register: a 16-bit write of 0x2000 stops the VM with exit code 0.
-pub struct PowerOff(pub Arc<VmControl>);
-
-impl BusDevice for PowerOff {
-    fn read(&self, _offset: u64, data: &mut [u8]) {
-        data.fill(0);
-    }
-    fn write(&self, offset: u64, data: &[u8]) {
-        if offset == 0
-            && data.len() == 2
-            && u16::from_le_bytes([data[0], data[1]]) == POWER_OFF_VALUE
-        {
-            self.0.request_stop(StopReason::PowerOff);
         }
     }
 }
@@ -119,17 +100,6 @@ mod tests {
         let c = Arc::new(VmControl::default());
         DebugExit(c.clone()).write(0, &[1, 2, 3]);
         assert!(!c.stopping(), "3-byte writes do not exist on x86");
-    }
-
-    #[test]
-    fn power_off_needs_the_value() {
-        let c = Arc::new(VmControl::default());
-        let p = PowerOff(c.clone());
-        p.write(0, &[0x00, 0x10]);
-        p.write(0, &[0x00]);
-        assert!(!c.stopping());
-        p.write(0, &POWER_OFF_VALUE.to_le_bytes());
-        assert_eq!(c.reason(), Some(StopReason::PowerOff));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The one-register platform devices: debug-exit, power-off and the POST port. They
-//! are always present; debug-exit's ports are QEMU's `isa-debug-exit` properties in
+//! The one-register platform devices: debug-exit and the POST port. They are always
+//! present; debug-exit's ports are QEMU's `isa-debug-exit` properties in
 //! `[debug_exit] iobase, iosize` (default 0xf4, 4 ports, as kvm-unit-tests passes QEMU).
+//! (Power-off is ACPI's PM1a_CNT: see `kinds/acpi.rs`.)
 
 use std::sync::Arc;
 
@@ -10,16 +11,14 @@ use toml::Spanned;
 use crate::config::{ConfigError, ParseCx, Value};
 use crate::devices::registry::PlatformSpec;
 use crate::devices::wiring::Wiring;
-use crate::devices::{DebugExit, DebugExitPorts, PostPort, PowerOff, POST_PORT, POWER_OFF_PORT};
+use crate::devices::{DebugExit, DebugExitPorts, PostPort, POST_PORT};
 use crate::Result;
 
-/// Which of the three.
+/// Which of the two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LegacySpec {
     /// QEMU's isa-debug-exit.
     DebugExit(DebugExitPorts),
-    /// The power-off register at 0x604.
-    PowerOff,
     /// The POST port 0x80.
     Post,
 }
@@ -92,14 +91,6 @@ pub fn parse_debug_exit(
     always(LegacySpec::DebugExit(ports))
 }
 
-/// Power-off is always present.
-pub fn parse_power_off(
-    _cx: &ParseCx,
-    _v: Option<Value<'_>>,
-) -> std::result::Result<Option<Arc<dyn PlatformSpec>>, ConfigError> {
-    always(LegacySpec::PowerOff)
-}
-
 /// The POST port is always present.
 pub fn parse_post(
     _cx: &ParseCx,
@@ -112,7 +103,6 @@ impl PlatformSpec for LegacySpec {
     fn name(&self) -> &'static str {
         match self {
             LegacySpec::DebugExit(_) => "debug-exit",
-            LegacySpec::PowerOff => "power-off",
             LegacySpec::Post => "post",
         }
     }
@@ -125,12 +115,6 @@ impl PlatformSpec for LegacySpec {
                 p.iosize as u64,
                 self.name(),
                 Arc::new(DebugExit(control)),
-            ),
-            LegacySpec::PowerOff => w.pio.insert(
-                POWER_OFF_PORT as u64,
-                2,
-                self.name(),
-                Arc::new(PowerOff(control)),
             ),
             LegacySpec::Post => w.pio.insert(
                 POST_PORT as u64,
