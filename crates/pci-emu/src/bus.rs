@@ -124,29 +124,17 @@ impl PciBus {
                 .any(|b| b.bus == bdf.bus && b.device == bdf.device && b.function != 0)
     }
 
-    /// Reads config space of `bdf` at `reg`; all-ones for absent functions and bad
-    /// accesses.
-    fn config_read(&self, bdf: Bdf, reg: u16, data: &mut [u8]) {
-        let f = match self.functions.get(&bdf) {
-            Some(f) if valid_access(usize::from(reg), data.len()) => f,
-            _ => {
-                data.fill(0xFF);
-                return;
-            }
-        };
-        lock(f).config_read(reg, data);
-        let end = reg + data.len() as u16;
-        if (reg..end).contains(&HEADER_TYPE) && self.is_multifunction_parent(bdf) {
-            data[usize::from(HEADER_TYPE - reg)] |= 0x80;
+    /// Resolves a config access of `len` bytes at `reg` of `bdf`.
+    fn resolve(&self, bdf: Bdf, reg: u16, len: usize) -> ConfigAccess {
+        match self.functions.get(&bdf) {
+            Some(f) if valid_access(usize::from(reg), len) => ConfigAccess::Function {
+                bdf,
+                reg,
+                function: f.clone(),
+                multifunction_parent: self.is_multifunction_parent(bdf),
+            },
+            _ => ConfigAccess::Absent,
         }
-    }
-
-    fn config_write(&self, bdf: Bdf, reg: u16, data: &[u8]) -> Vec<PciEvent> {
-        let f = match self.functions.get(&bdf) {
-            Some(f) if valid_access(usize::from(reg), data.len()) => f,
-            _ => return Vec::new(),
-        };
-        Self::wrap(bdf, lock(f).config_write(reg, data))
     }
 
     /// The function and register the CAM data port at `port_offset` (4..8) addresses,
@@ -164,74 +152,124 @@ impl PciBus {
         Some((bdf, (a & 0xFC) as u16 + (port_offset - 4)))
     }
 
-    /// A read from port 0xCF8 + `port_offset` (0..8). The address latch answers only
-    /// dword reads at 0; the data port answers 1, 2 or 4 bytes aligned within 0xCFC.
-    pub fn cam_read(&mut self, port_offset: u16, data: &mut [u8]) {
-        let len = data.len();
-        match port_offset {
-            0 if len == 4 => data.copy_from_slice(&self.cam_address.to_le_bytes()),
-            4..=7
-                if valid_access(usize::from(port_offset - 4), len)
-                    && port_offset as usize + len <= 8 =>
-            {
-                match self.cam_target(port_offset) {
-                    Some((bdf, reg)) => self.config_read(bdf, reg, data),
-                    None => data.fill(0xFF),
-                }
-            }
-            _ => data.fill(0xFF),
+    /// Resolves a data-port access of `len` bytes at 0xCF8 + `port_offset` (4..8).
+    fn cam_data(&self, port_offset: u16, len: usize) -> ConfigAccess {
+        let ok = valid_access(usize::from(port_offset - 4), len) && port_offset as usize + len <= 8;
+        match self.cam_target(port_offset) {
+            Some((bdf, reg)) if ok => self.resolve(bdf, reg, len),
+            _ => ConfigAccess::Absent,
         }
     }
 
-    /// A write to port 0xCF8 + `port_offset` (0..8): a dword at 0 sets the address
-    /// latch; 1, 2 or 4 bytes aligned within 0xCFC write config space of the latched
-    /// function. Returns the events the write caused.
-    pub fn cam_write(&mut self, port_offset: u16, data: &[u8]) -> Vec<PciEvent> {
-        let len = data.len();
+    /// Resolves a read from port 0xCF8 + `port_offset` (0..8). The address latch answers
+    /// only dword reads at 0; the data port answers 1, 2 or 4 bytes aligned within
+    /// 0xCFC. Perform it with [`ConfigAccess::read`] once the bus is no longer locked.
+    pub fn cam_resolve_read(&self, port_offset: u16, len: usize) -> ConfigAccess {
         match port_offset {
-            0 if len == 4 => {
+            0 if len == 4 => ConfigAccess::Latch(self.cam_address),
+            4..=7 => self.cam_data(port_offset, len),
+            _ => ConfigAccess::Absent,
+        }
+    }
+
+    /// Resolves a write to port 0xCF8 + `port_offset` (0..8): a dword at 0 sets the
+    /// address latch (done here); 1, 2 or 4 bytes aligned within 0xCFC write config
+    /// space of the latched function (with [`ConfigAccess::write`]).
+    pub fn cam_resolve_write(&mut self, port_offset: u16, data: &[u8]) -> ConfigAccess {
+        match port_offset {
+            0 if data.len() == 4 => {
                 let v = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
                 self.cam_address = v & CAM_ADDRESS_MASK;
-                Vec::new()
+                ConfigAccess::Absent
             }
-            4..=7
-                if valid_access(usize::from(port_offset - 4), len)
-                    && port_offset as usize + len <= 8 =>
-            {
-                match self.cam_target(port_offset) {
-                    Some((bdf, reg)) => self.config_write(bdf, reg, data),
-                    None => Vec::new(),
-                }
-            }
-            _ => Vec::new(),
+            4..=7 => self.cam_data(port_offset, data.len()),
+            _ => ConfigAccess::Absent,
         }
     }
 
-    fn ecam_target(offset: u64, len: usize) -> Option<(Bdf, u16)> {
-        if offset >= ECAM_SIZE || !valid_access((offset & 0xFFF) as usize, len) {
-            return None;
+    /// Resolves an access of `len` bytes at `offset` inside the ECAM window.
+    pub fn ecam_resolve(&self, offset: u64, len: usize) -> ConfigAccess {
+        if offset >= ECAM_SIZE {
+            return ConfigAccess::Absent;
         }
         let bdf = Bdf {
             bus: (offset >> 20) as u8,
             device: ((offset >> 15) & 0x1F) as u8,
             function: ((offset >> 12) & 0x7) as u8,
         };
-        Some((bdf, (offset & 0xFFF) as u16))
+        self.resolve(bdf, (offset & 0xFFF) as u16, len)
+    }
+
+    /// A read from port 0xCF8 + `port_offset`, performed with the bus borrowed.
+    pub fn cam_read(&mut self, port_offset: u16, data: &mut [u8]) {
+        self.cam_resolve_read(port_offset, data.len()).read(data);
+    }
+
+    /// A write to port 0xCF8 + `port_offset`; returns the events the write caused.
+    pub fn cam_write(&mut self, port_offset: u16, data: &[u8]) -> Vec<PciEvent> {
+        self.cam_resolve_write(port_offset, data).write(data)
     }
 
     /// A read at `offset` inside the ECAM window.
     pub fn ecam_read(&mut self, offset: u64, data: &mut [u8]) {
-        match Self::ecam_target(offset, data.len()) {
-            Some((bdf, reg)) => self.config_read(bdf, reg, data),
-            None => data.fill(0xFF),
-        }
+        self.ecam_resolve(offset, data.len()).read(data);
     }
 
     /// A write at `offset` inside the ECAM window; returns its events.
     pub fn ecam_write(&mut self, offset: u64, data: &[u8]) -> Vec<PciEvent> {
-        match Self::ecam_target(offset, data.len()) {
-            Some((bdf, reg)) => self.config_write(bdf, reg, data),
-            None => Vec::new(),
+        self.ecam_resolve(offset, data.len()).write(data)
+    }
+}
+
+/// A configuration access resolved by the bus, performed after the bus lock is released:
+/// a slow function never holds up config accesses to the others.
+#[must_use]
+pub enum ConfigAccess {
+    /// No function answers: reads are all-ones, writes are dropped.
+    Absent,
+    /// A read of the CAM address latch.
+    Latch(u32),
+    /// Config space of one function.
+    Function {
+        /// Its address.
+        bdf: Bdf,
+        /// The register.
+        reg: u16,
+        /// The function.
+        function: Function,
+        /// Function 0 of a multi-function device (header type bit 7 reads set).
+        multifunction_parent: bool,
+    },
+}
+
+impl ConfigAccess {
+    /// Performs a read.
+    pub fn read(self, data: &mut [u8]) {
+        match self {
+            ConfigAccess::Absent => data.fill(0xFF),
+            ConfigAccess::Latch(v) => data.copy_from_slice(&v.to_le_bytes()[..data.len()]),
+            ConfigAccess::Function {
+                reg,
+                function,
+                multifunction_parent,
+                ..
+            } => {
+                lock(&function).config_read(reg, data);
+                let end = reg + data.len() as u16;
+                if multifunction_parent && (reg..end).contains(&HEADER_TYPE) {
+                    data[usize::from(HEADER_TYPE - reg)] |= 0x80;
+                }
+            }
+        }
+    }
+
+    /// Performs a write; returns the events it caused.
+    pub fn write(self, data: &[u8]) -> Vec<PciEvent> {
+        match self {
+            ConfigAccess::Function {
+                bdf, reg, function, ..
+            } => PciBus::wrap(bdf, lock(&function).config_write(reg, data)),
+            _ => Vec::new(),
         }
     }
 }

@@ -27,7 +27,7 @@ pub mod test_utils;
 mod types;
 
 pub use bar::BarInfo;
-pub use bus::PciBus;
+pub use bus::{ConfigAccess, PciBus};
 pub use caps::CapInfo;
 pub use config::{PciConfig, PciIds, PendingBits};
 pub use error::{Error, Result};
@@ -35,5 +35,5 @@ pub use host_bridge::HostBridge;
 pub use msix::MsixLayout;
 pub use types::{
     BarChange, BarKind, Bdf, BdfParseError, FunctionEvent, IoEventSpec, IrqSource, MsiMessage,
-    PciEvent, PciFunction, VectorChange,
+    PciEvent, PciFunction, UnlockedBar, VectorChange,
 };

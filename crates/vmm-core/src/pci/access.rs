@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use pci_emu::{Bdf, PciBus, PciFunction};
+use pci_emu::{Bdf, PciBus, PciFunction, UnlockedBar};
 
 use super::PciPlatform;
 use crate::bus::BusDevice;
@@ -20,13 +20,15 @@ impl BusDevice for CamPort {
             return data.fill(0xff);
         };
         p.config_accesses.cam_read.increment(1);
-        p.bus().cam_read(offset as u16, data);
+        // The bus lock is held only to resolve the access, not across the function.
+        let access = p.bus().cam_resolve_read(offset as u16, data.len());
+        access.read(data);
     }
     fn write(&self, offset: u64, data: &[u8]) {
         let Some(p) = self.0.upgrade() else { return };
         p.config_accesses.cam_write.increment(1);
-        // The bus lock is released before the events are applied.
-        let events = p.bus().cam_write(offset as u16, data);
+        let access = p.bus().cam_resolve_write(offset as u16, data);
+        let events = access.write(data);
         p.apply(&events);
     }
 }
@@ -40,12 +42,14 @@ impl BusDevice for EcamWindow {
             return data.fill(0xff);
         };
         p.config_accesses.ecam_read.increment(1);
-        p.bus().ecam_read(offset, data);
+        let access = p.bus().ecam_resolve(offset, data.len());
+        access.read(data);
     }
     fn write(&self, offset: u64, data: &[u8]) {
         let Some(p) = self.0.upgrade() else { return };
         p.config_accesses.ecam_write.increment(1);
-        let events = p.bus().ecam_write(offset, data);
+        let access = p.bus().ecam_resolve(offset, data.len());
+        let events = access.write(data);
         p.apply(&events);
     }
 }
@@ -60,16 +64,28 @@ pub struct BarRegion {
     pub bdf: Bdf,
     /// The BAR index.
     pub bar: u8,
+    /// Registers the function serves without its lock (tried first).
+    pub unlocked: Option<Arc<dyn UnlockedBar>>,
 }
 
 impl BusDevice for BarRegion {
     fn read(&self, offset: u64, data: &mut [u8]) {
+        if self.unlocked.as_ref().is_some_and(|u| u.read(offset, data)) {
+            return;
+        }
         self.function
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .bar_read(self.bar, offset, data);
     }
     fn write(&self, offset: u64, data: &[u8]) {
+        if self
+            .unlocked
+            .as_ref()
+            .is_some_and(|u| u.write(offset, data))
+        {
+            return;
+        }
         let events = self
             .function
             .lock()

@@ -268,3 +268,72 @@ fn msix_programming_reaches_kvm_before_the_write_returns() {
     r.mmio.write(table + 28, &1u32.to_le_bytes());
     assert_eq!(r.chip.irqfds().len(), 0);
 }
+
+/// A function that blocks inside its config write until released.
+struct Stuck {
+    entered: crossbeam_channel::Sender<()>,
+    release: crossbeam_channel::Receiver<()>,
+}
+
+impl PciFunction for Stuck {
+    fn config_read(&mut self, _offset: u16, data: &mut [u8]) {
+        data.fill(0x5a);
+    }
+    fn config_write(&mut self, _offset: u16, _data: &[u8]) -> Vec<FunctionEvent> {
+        let _ = self.entered.send(());
+        let _ = self.release.recv();
+        Vec::new()
+    }
+    fn bar_read(&mut self, _bar: u8, _offset: u64, data: &mut [u8]) {
+        data.fill(0xff);
+    }
+    fn bar_write(&mut self, _bar: u8, _offset: u64, _data: &[u8]) -> Vec<FunctionEvent> {
+        Vec::new()
+    }
+    fn name(&self) -> &str {
+        "stuck"
+    }
+}
+
+#[test]
+fn a_function_stuck_in_a_config_write_does_not_stall_the_others() {
+    let r = rig();
+    let other = r.add(4);
+    let (entered_tx, entered) = crossbeam_channel::bounded(1);
+    let (release, release_rx) = crossbeam_channel::bounded(1);
+    let stuck = Bdf::new(0, 3, 0).unwrap();
+    r.p.add_function(
+        stuck,
+        Arc::new(Mutex::new(Stuck {
+            entered: entered_tx,
+            release: release_rx,
+        })),
+    )
+    .unwrap();
+    let ecam = Arc::new(EcamWindow(Arc::downgrade(&r.p)));
+    let e = ecam.clone();
+    let writer = std::thread::spawn(move || e.write(3 << 15 | 0x40, &[1, 2, 3, 4]));
+    entered
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the stuck function's write started");
+    // While it is stuck, the other function answers through ECAM (on another thread,
+    // so that a regression fails here instead of hanging) and CAM.
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let e = ecam.clone();
+    std::thread::spawn(move || {
+        let mut id = [0u8; 4];
+        e.read((other.device as u64) << 15, &mut id);
+        let _ = tx.send(id);
+    });
+    let id = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("config read of another function blocked behind the stuck one");
+    assert_ne!(id, [0xff; 4]);
+    let addr = 0x8000_0000u32 | (other.device as u32) << 11;
+    r.cam.write(0, &addr.to_le_bytes());
+    let mut again = [0u8; 4];
+    r.cam.read(4, &mut again);
+    assert_eq!(again, id);
+    release.send(()).unwrap();
+    writer.join().unwrap();
+}
