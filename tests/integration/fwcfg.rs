@@ -200,6 +200,7 @@ fn bad_fw_cfg_debug_exit_and_module_keys_are_config_errors() {
         ),
         ("iosize", "[debug_exit]\niosize = 0\n", 9, "iosize"),
         ("iobase", "[debug_exit]\niobase = 0xffff\niosize = 4\n", 9, "iobase"),
+        ("overlap", "[debug_exit]\niobase = 0x606\n", 9, "ACPI PM"),
         (
             "module",
             "modules = [{ path = \"big.bin\" }]\n",

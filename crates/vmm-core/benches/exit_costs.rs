@@ -119,16 +119,22 @@ fn main() {
         }
     }
     let ratio = |i: usize| k[i].median / q[i].median;
+    let ratio_min = |i: usize| k[i].min / q[i].min;
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
     println!(
-        "goal kvmbus userspace PIO round trip <= QEMU's: {:.3} ({})",
+        "goal kvmbus userspace PIO round trip <= QEMU's: medians {:.3} ({}), mins {:.3} ({})",
         ratio(0),
-        verdict(ratio(0) <= 1.0)
+        verdict(ratio(0) <= 1.0),
+        ratio_min(0),
+        verdict(ratio_min(0) <= 1.0)
     );
-    let worst = [4, 5, 7, 8].into_iter().map(ratio).fold(0.0, f64::max);
+    let eventfds = [4, 5, 7, 8];
+    let worst = eventfds.into_iter().map(ratio).fold(0.0, f64::max);
+    let worst_min = eventfds.into_iter().map(ratio_min).fold(0.0, f64::max);
     println!(
-        "goal kvmbus ioeventfd doorbells <= QEMU's: worst of four {worst:.3} ({})",
-        verdict(worst <= 1.0)
+        "goal kvmbus ioeventfd doorbells <= QEMU's (worst of four): medians {worst:.3} ({}), mins {worst_min:.3} ({})",
+        verdict(worst <= 1.0),
+        verdict(worst_min <= 1.0)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

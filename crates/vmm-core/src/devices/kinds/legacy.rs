@@ -36,11 +36,14 @@ struct RawDebugExit {
 
 /// Ports kvmbus itself maps, which debug-exit may not take: (first, end, owner).
 const TAKEN: &[(i64, i64, &str)] = &[
+    (0x70, 0x72, "the RTC"),
     (0x80, 0x81, "the POST port"),
+    (0xe0, 0xec, "pc-testdev"),
     (0x3f8, 0x400, "the serial port"),
     (0x510, 0x51c, "fw_cfg"),
-    (0x604, 0x606, "the power-off register"),
+    (0x600, 0x60c, "the ACPI PM registers"),
     (0xcf8, 0xd00, "PCI configuration space"),
+    (0x2000, 0x2018, "pc-testdev's IRQ lines"),
     (0xc000, 0x1_0000, "the PCI I/O BAR window"),
 ];
 
