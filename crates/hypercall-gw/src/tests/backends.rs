@@ -163,3 +163,64 @@ fn direct_backend_serves_queue_then_stalls_and_reconnects() {
     t.join().unwrap().unwrap();
     gw.shutdown();
 }
+
+#[test]
+fn a_silent_client_does_not_delay_the_backend() {
+    let path = sock_path("silent");
+    let mem = anon_mem();
+    let mut c = external(&path, BackendMode::Relay, None);
+    c.backend_timeout = Duration::from_secs(600);
+    let gw = Gateway::new(c, mem.clone(), None, irqs(2)).unwrap();
+    let f = gw.function();
+    let silent: Vec<_> = (0..4).map(|_| UnixStream::connect(&path).unwrap()).collect();
+    let opts = BackendOptions::new(&path, BackendMode::Relay);
+    let o2 = opts.clone();
+    let t = std::thread::spawn(move || run_backend(&o2));
+    let start = std::time::Instant::now();
+    let put = req(0x100, [1, 10, 0, 0, 0, 0]);
+    until(|| sync_call(&f, &mem, 0x8000, &put).status == Status::Ok);
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    drop(silent);
+    opts.stop.store(true, Ordering::Relaxed);
+    t.join().unwrap().unwrap();
+    gw.shutdown();
+}
+
+#[test]
+fn the_backend_socket_is_private_and_not_taken_over() {
+    use std::os::unix::fs::MetadataExt;
+    let path = sock_path("private");
+    let mem = anon_mem();
+    let gw = Gateway::new(
+        external(&path, BackendMode::Relay, None),
+        mem.clone(),
+        None,
+        irqs(2),
+    )
+    .unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+    let second = Gateway::new(
+        external(&path, BackendMode::Relay, None),
+        anon_mem(),
+        None,
+        irqs(2),
+    );
+    let e = second.err().expect("a live path is refused");
+    assert!(
+        format!("{:?}", e).contains("InUse"),
+        "{e}: {:?}",
+        std::error::Error::source(&e)
+    );
+    gw.shutdown();
+    let file = sock_path("regular");
+    std::fs::write(&file, b"keep").unwrap();
+    assert!(Gateway::new(
+        external(&file, BackendMode::Relay, None),
+        anon_mem(),
+        None,
+        irqs(2)
+    )
+    .is_err());
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+    let _ = std::fs::remove_file(&file);
+}
