@@ -8,4 +8,5 @@ mod common;
 mod hypercall;
 mod irq;
 mod monitor;
+mod hostile;
 mod pci;
