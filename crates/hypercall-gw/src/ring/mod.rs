@@ -40,9 +40,10 @@ pub(crate) fn pop_available<M: GuestMemory>(
     out: &mut Vec<Popped>,
 ) -> Result<bool, virtio_queue::Error> {
     q.disable_notification(mem)?;
+    let (table, size) = (q.desc_table(), q.size());
     for chain in q.iter(mem)? {
         let head = chain.head_index();
-        let parsed = parse_chain(chain, mem);
+        let parsed = parse_chain(mem, table, size, head);
         out.push(Popped { head, parsed });
     }
     q.enable_notification(mem)
