@@ -248,7 +248,7 @@ pub struct IrqRouter {
 fn note(first: &mut Option<Error>, e: Error) {
     match first {
         None => *first = Some(e),
-        Some(_) => log::warn!("interrupt routing: {e}"),
+        Some(_) => guard::guest_log!(log::Level::Warn, "interrupt routing: {e}"),
     }
 }
 
@@ -348,7 +348,8 @@ impl IrqRouter {
             return Ok(());
         };
         if usize::from(change.vector) >= dev.vectors.len() {
-            log::warn!(
+            guard::guest_log!(
+                log::Level::Warn,
                 "device {} ({}) programmed vector {} but has {} vectors; ignored",
                 event.bdf,
                 dev.name,
@@ -520,7 +521,7 @@ impl IrqRouter {
             .collect();
         for (bdf, indices) in starved {
             if let Err(e) = self.reconcile(bdf, &indices) {
-                log::warn!("routing {bdf} after GSIs were freed: {e}");
+                guard::guest_log!(log::Level::Warn, "routing {bdf} after GSIs were freed: {e}");
             }
         }
     }

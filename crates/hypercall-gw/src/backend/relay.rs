@@ -338,7 +338,8 @@ impl Relay {
             proto::shutdown(&sock);
             return;
         }
-        log::info!(
+        guard::guest_log!(
+            log::Level::Info,
             "hypercall-gw: backend for {:#x} connected ({:?})",
             self.p.first_nr,
             self.p.mode
@@ -381,7 +382,7 @@ impl Relay {
     /// Closes the connection; everything outstanding gets EBUSY.
     fn drop_conn(&mut self, why: &str) {
         if let Some(c) = self.conn.take() {
-            log::warn!("hypercall-gw: backend for {:#x}: {why}", self.p.first_nr);
+            guard::guest_log!(log::Level::Warn, "hypercall-gw: backend for {:#x}: {why}", self.p.first_nr);
             proto::shutdown(&c.sock);
             if let Some(q) = &self.p.queue {
                 send_ctl(q, Ctl::Revoke { conn: c.id });

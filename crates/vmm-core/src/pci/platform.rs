@@ -121,7 +121,7 @@ impl PciPlatform {
                 FunctionEvent::Vector(_) => {
                     let mut router = self.router.lock().unwrap_or_else(|e| e.into_inner());
                     if let Err(e) = router.apply(ev) {
-                        log::error!("{}: interrupt routing for {}: {e}", self.vm, ev.bdf);
+                        guard::guest_log!(log::Level::Error, "{}: interrupt routing for {}: {e}", self.vm, ev.bdf);
                     }
                 }
                 FunctionEvent::Command { .. } => {}
@@ -150,7 +150,7 @@ impl PciPlatform {
         if let Some(old) = placed.remove(&(bdf, c.index)) {
             for (addr, s) in &old.ioevents {
                 if let Err(e) = self.ioevents.unregister(&s.fd, *addr, s.len, s.datamatch) {
-                    log::error!("{}: {bdf} BAR{}: {e}", self.vm, c.index);
+                    guard::guest_log!(log::Level::Error, "{}: {bdf} BAR{}: {e}", self.vm, c.index);
                 }
             }
             if old.mapped {
@@ -183,13 +183,14 @@ impl PciPlatform {
             && match self.space(memory).insert(base, c.size, &name, region) {
                 Ok(()) => true,
                 Err(e) => {
-                    log::warn!("{}: {e}; {name} left unmapped", self.vm);
+                    guard::guest_log!(log::Level::Warn, "{}: {e}; {name} left unmapped", self.vm);
                     false
                 }
             };
         if !mapped {
             if shadows_ram {
-                log::warn!(
+                guard::guest_log!(
+                    log::Level::Warn,
                     "{}: {name} at {base:#x} overlaps RAM; left unmapped",
                     self.vm
                 );
@@ -207,7 +208,11 @@ impl PciPlatform {
                 };
                 match self.ioevents.register(&s.fd, addr, s.len, s.datamatch) {
                     Ok(()) => ioevents.push((addr, s)),
-                    Err(e) => log::error!("{}: {name} doorbell at {a:#x}: {e}", self.vm),
+                    Err(e) => guard::guest_log!(
+                        log::Level::Error,
+                        "{}: {name} doorbell at {a:#x}: {e}",
+                        self.vm
+                    ),
                 }
             }
         }
