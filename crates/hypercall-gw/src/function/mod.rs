@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Recorder;
 use crate::queue::Ctl;
 use crate::service::Registry;
+use crate::stop::StopSignal;
 use regs::QueueRegs;
 
 /// BAR holding the MSI-X table and PBA.
@@ -69,6 +70,7 @@ pub struct GatewayFunction {
     registry: Registry,
     timeout: Duration,
     rec: Recorder,
+    stop: Arc<StopSignal>,
 }
 
 /// Size of BAR2: a page, or more for large MSI-X tables.
@@ -86,6 +88,7 @@ impl GatewayFunction {
         irqs: Vec<IrqHandle>,
         ports: Vec<QueuePort>,
         isr: Arc<AtomicU8>,
+        stop: Arc<StopSignal>,
     ) -> Result<GatewayFunction> {
         let mut config = PciConfig::new(PciIds {
             vendor_id: cfg.vendor_id,
@@ -137,6 +140,7 @@ impl GatewayFunction {
             registry,
             timeout: cfg.backend_timeout,
             rec: Recorder::new(&cfg.vm),
+            stop,
         })
     }
 }

@@ -62,11 +62,16 @@ impl GatewayFunction {
             return (resp, Path::Sync);
         }
         // Services always answer (relays within the backend timeout); the bound only
-        // guards against a wedged service thread.
-        match rx.recv_timeout(self.timeout * 2 + Duration::from_secs(1)) {
-            Ok((resp, Path::Relay)) => (resp, Path::Relay),
-            Ok((resp, _)) => (resp, Path::Sync),
-            Err(_) => (Response::err(Status::Ebusy), Path::Sync),
+        // guards against a wedged service thread. A stopping gateway waits for nobody.
+        let limit = self.timeout * 2 + Duration::from_secs(1);
+        crossbeam_channel::select! {
+            recv(rx) -> r => match r {
+                Ok((resp, Path::Relay)) => (resp, Path::Relay),
+                Ok((resp, _)) => (resp, Path::Sync),
+                Err(_) => (Response::err(Status::Ebusy), Path::Sync),
+            },
+            recv(self.stop.receiver()) -> _ => (Response::err(Status::Ebusy), Path::Sync),
+            default(limit) => (Response::err(Status::Ebusy), Path::Sync),
         }
     }
 }

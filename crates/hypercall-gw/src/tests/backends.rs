@@ -224,3 +224,47 @@ fn the_backend_socket_is_private_and_not_taken_over() {
     assert_eq!(std::fs::read(&file).unwrap(), b"keep");
     let _ = std::fs::remove_file(&file);
 }
+
+#[test]
+fn stop_does_not_wait_for_a_stalled_backend() {
+    let path = sock_path("stalled-stop");
+    let mem = anon_mem();
+    let mut c = external(&path, BackendMode::Relay, None);
+    c.backend_timeout = Duration::from_secs(600);
+    let gw = Gateway::new(c, mem.clone(), None, irqs(2)).unwrap();
+    let f = gw.function();
+    // A backend that says HELLO and never answers.
+    let fake = UnixStream::connect(&path).unwrap();
+    let hello = Msg::Hello {
+        magic: proto::MAGIC,
+        version: proto::PROTOCOL_VERSION,
+        mode: proto::MODE_RELAY,
+    };
+    proto::send(&fake, &hello, &[]).unwrap();
+    assert!(matches!(proto::recv(&fake).unwrap().0, Msg::Welcome { .. }));
+    let (f2, m2) = (f.clone(), mem.clone());
+    let vcpu = std::thread::spawn(move || {
+        let r = sync_call(&f2, &m2, 0x8000, &req(0x100, [1, 2, 0, 0, 0, 0]));
+        (r, std::time::Instant::now())
+    });
+    assert!(matches!(proto::recv(&fake).unwrap().0, Msg::Request { .. }));
+    std::thread::sleep(Duration::from_millis(100));
+    let stopped = std::time::Instant::now();
+    gw.stopper().stop();
+    let (resp, back) = vcpu.join().unwrap();
+    assert_eq!(resp, Response::err(Status::Ebusy));
+    assert!(
+        back.duration_since(stopped) < Duration::from_millis(500),
+        "{:?}",
+        back.duration_since(stopped)
+    );
+    // New calls do not wait either; shutdown is prompt.
+    assert_eq!(
+        sync_call(&f, &mem, 0x8000, &req(0x100, [1, 2, 0, 0, 0, 0])),
+        Response::err(Status::Ebusy)
+    );
+    let t = std::time::Instant::now();
+    gw.shutdown();
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    drop(fake);
+}
