@@ -95,6 +95,11 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "Seconds since the VM started.",
     ),
     (
+        IRQ_ROUTE_SPILLS,
+        Kind::Counter,
+        "Vectors delivered with KVM_SIGNAL_MSI because KVM's routing table was full.",
+    ),
+    (
         LOG_SUPPRESSED,
         Kind::Counter,
         "Guest-triggered log lines held back by the rate limit.",
