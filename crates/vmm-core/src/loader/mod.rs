@@ -1,7 +1,10 @@
 //! Guest image loaders.
 
 mod elf;
+mod image_file;
 mod multiboot;
+
+pub use image_file::read_image;
 
 pub use multiboot::{
     load_multiboot, write_boot_info, BootInfo, LoadedImage, EBDA_START as EBDA_ADDR, MBI_ADDR,
