@@ -56,3 +56,17 @@ fn irq_storm_in_userspace_mode_is_bounded_and_sigterm_stops_it() {
     assert_eq!(status.code(), Some(143));
     assert!(took < Duration::from_secs(1), "stop took {took:?}");
 }
+
+#[test]
+fn a_non_utf8_config_names_the_place_of_the_first_bad_byte() {
+    let d = scratch("non-utf8");
+    let p = d.join("bad.toml");
+    std::fs::write(&p, b"[vm]\nname = \"d\xffmo\"\n").unwrap();
+    let out = run_with_deadline(
+        kvmbus().arg("check").arg(&p),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let want = format!("{}:2:10: invalid UTF-8 (byte 0xff)", p.display());
+    assert!(stderr(&out).contains(&want), "{}", stderr(&out));
+}

@@ -102,11 +102,23 @@ struct RawService {
 
 /// Reads and validates a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let bytes = std::fs::read(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         line: 0,
         column: 0,
         message: format!("cannot read the configuration: {e}"),
+    })?;
+    let source = String::from_utf8(bytes).map_err(|e| {
+        let good = e.utf8_error().valid_up_to();
+        let bad = e.as_bytes()[good];
+        // The prefix is valid UTF-8: place the first bad byte after it.
+        let prefix = std::str::from_utf8(&e.as_bytes()[..good]).unwrap_or_default();
+        ConfigError::at(
+            path,
+            prefix,
+            good,
+            format!("invalid UTF-8 (byte {bad:#04x}); the configuration must be UTF-8 text"),
+        )
     })?;
     parse(path, &source)
 }
