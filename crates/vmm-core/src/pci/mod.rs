@@ -12,6 +12,7 @@
 mod access;
 mod firmware;
 mod ioevent;
+mod kept;
 mod platform;
 
 pub use access::{BarRegion, CamPort, EcamWindow};
