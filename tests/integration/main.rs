@@ -7,6 +7,7 @@ mod boot;
 mod common;
 mod hypercall;
 mod irq;
+mod load;
 mod monitor;
 mod hostile;
 mod pci;

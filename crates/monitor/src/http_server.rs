@@ -12,8 +12,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::{Error, Result};
 
-/// Concurrent connections served at most; more are answered 503.
-const MAX_CONNECTIONS: usize = 16;
+/// Concurrent connections served at most; more are answered 503. Room for 16 scrapers
+/// flat out (each may reconnect before its last connection's thread has ended) and a
+/// few more.
+const MAX_CONNECTIONS: usize = 64;
 /// Bytes of request head read at most.
 const MAX_HEAD: usize = 8192;
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
