@@ -70,3 +70,50 @@ fn a_non_utf8_config_names_the_place_of_the_first_bad_byte() {
     let want = format!("{}:2:10: invalid UTF-8 (byte 0xff)", p.display());
     assert!(stderr(&out).contains(&want), "{}", stderr(&out));
 }
+
+#[test]
+fn a_second_vm_cannot_take_over_a_live_socket_nor_delete_a_file() {
+    if !kvm_or_skip("a_second_vm_cannot_take_over_a_live_socket_nor_delete_a_file") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let d = scratch("socket-takeover");
+    let sock = d.join("irq.sock");
+    let body = |path: &std::path::Path| {
+        format!(
+            "{}[[device]]\nkind = \"irq-test\"\nmsix_vectors = 4\nmsi_vectors = 1\nsocket = \"{}\"\n",
+            builtin("demo", 1, ""),
+            path.display()
+        )
+    };
+    let mut first = spawn_vm(&config(&d, "first", &body(&sock)), &[]);
+    wait_for_output(&mut first, "demo: t=1s", Duration::from_secs(60));
+    assert_eq!(std::fs::metadata(&sock).unwrap().mode() & 0o777, 0o600);
+    let second = run_with_deadline(
+        kvmbus().arg("run").arg(config(&d, "second", &body(&sock))),
+        Duration::from_secs(60),
+    );
+    assert_ne!(second.status.code(), Some(0));
+    assert!(stderr(&second).contains("in use"), "{}", stderr(&second));
+    // The first VM still owns the path.
+    let trig = run_with_deadline(
+        kvmbus()
+            .args(["irq-trigger", "--socket"])
+            .arg(&sock)
+            .args(["--vector", "1"]),
+        Duration::from_secs(30),
+    );
+    assert!(trig.status.success(), "{}", stderr(&trig));
+    let _ = first.kill();
+    let _ = first.wait();
+    // A regular file named as the socket is refused and left alone.
+    let file = d.join("precious");
+    std::fs::write(&file, b"keep").unwrap();
+    let third = run_with_deadline(
+        kvmbus().arg("run").arg(config(&d, "third", &body(&file))),
+        Duration::from_secs(60),
+    );
+    assert_ne!(third.status.code(), Some(0));
+    assert!(stderr(&third).contains("not a socket"), "{}", stderr(&third));
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+}
