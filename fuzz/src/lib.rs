@@ -125,8 +125,15 @@ pub fn pci_config(data: &[u8]) {
                 let which = usize::from(op >> 6 & 1);
                 let (bar, off, v) = (inp.u8() % 6, u64::from(inp.u16()), inp.u64());
                 // irq-test FIRE asks for real work: keep counts small.
-                let v = if which == 0 && bar < 2 && off == 8 { v & 0xff } else { v };
-                let ev = fns[which].lock().unwrap().bar_write(bar, off, &v.to_le_bytes()[..len]);
+                let v = if which == 0 && bar < 2 && off == 8 {
+                    v & 0xff
+                } else {
+                    v
+                };
+                let ev = fns[which]
+                    .lock()
+                    .unwrap()
+                    .bar_write(bar, off, &v.to_le_bytes()[..len]);
                 let bdf = if which == 0 { it } else { gw_bdf };
                 apply(PciBus::wrap(bdf, ev));
             }
@@ -177,7 +184,10 @@ pub fn hypercall_sync(data: &[u8]) {
             services: vec![hypercall_gw::ServiceConfig::Kv { nr: 0x100 }],
             ..Default::default()
         };
-        (hypercall_gw::Gateway::new(cfg, m.clone(), None, h).unwrap(), m)
+        (
+            hypercall_gw::Gateway::new(cfg, m.clone(), None, h).unwrap(),
+            m,
+        )
     });
     let f = gw.function();
     let mut inp = Input(data);

@@ -62,10 +62,7 @@ fn a_non_utf8_config_names_the_place_of_the_first_bad_byte() {
     let d = scratch("non-utf8");
     let p = d.join("bad.toml");
     std::fs::write(&p, b"[vm]\nname = \"d\xffmo\"\n").unwrap();
-    let out = run_with_deadline(
-        kvmbus().arg("check").arg(&p),
-        Duration::from_secs(30),
-    );
+    let out = run_with_deadline(kvmbus().arg("check").arg(&p), Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let want = format!("{}:2:10: invalid UTF-8 (byte 0xff)", p.display());
     assert!(stderr(&out).contains(&want), "{}", stderr(&out));
@@ -114,6 +111,10 @@ fn a_second_vm_cannot_take_over_a_live_socket_nor_delete_a_file() {
         Duration::from_secs(60),
     );
     assert_ne!(third.status.code(), Some(0));
-    assert!(stderr(&third).contains("not a socket"), "{}", stderr(&third));
+    assert!(
+        stderr(&third).contains("not a socket"),
+        "{}",
+        stderr(&third)
+    );
     assert_eq!(std::fs::read(&file).unwrap(), b"keep");
 }

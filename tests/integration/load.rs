@@ -36,7 +36,14 @@ fn scrape(port: u16) -> std::io::Result<String> {
 fn cycles_per_exit(out: &str) -> f64 {
     out.lines()
         .find(|l| l.contains("cycles/exit"))
-        .and_then(|l| l.split(" cycles/exit").next()?.split_whitespace().last()?.parse().ok())
+        .and_then(|l| {
+            l.split(" cycles/exit")
+                .next()?
+                .split_whitespace()
+                .last()?
+                .parse()
+                .ok()
+        })
         .unwrap_or_else(|| panic!("no cycles/exit in {out}"))
 }
 
@@ -182,7 +189,10 @@ fn ten_thousand_connections_per_socket_leave_no_fd_thread_or_rss_growth() {
     let r1 = rss_kib(pid);
     // The VMM still serves: an irq fd request answers.
     let ok = run_with_deadline(
-        kvmbus().args(["irq-trigger", "--socket"]).arg(&irq).args(["--vector", "1"]),
+        kvmbus()
+            .args(["irq-trigger", "--socket"])
+            .arg(&irq)
+            .args(["--vector", "1"]),
         Duration::from_secs(30),
     );
     let _ = child.kill();

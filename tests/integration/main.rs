@@ -5,9 +5,9 @@
 
 mod boot;
 mod common;
+mod hostile;
 mod hypercall;
 mod irq;
 mod load;
 mod monitor;
-mod hostile;
 mod pci;

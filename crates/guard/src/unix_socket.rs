@@ -60,7 +60,9 @@ pub fn bind_private(path: &Path) -> Result<UnixListener> {
     // SAFETY: plain socket(2) call; the result is checked.
     let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     if raw < 0 {
-        return Err(io_err("creating a socket for", path)(io::Error::last_os_error()));
+        return Err(io_err("creating a socket for", path)(
+            io::Error::last_os_error(),
+        ));
     }
     // SAFETY: `raw` is a fresh descriptor we own.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -252,7 +254,11 @@ mod tests {
         // SAFETY: sockaddr_un is plain data.
         let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
         addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        for (d, s) in addr.sun_path.iter_mut().zip(path.as_os_str().as_encoded_bytes()) {
+        for (d, s) in addr
+            .sun_path
+            .iter_mut()
+            .zip(path.as_os_str().as_encoded_bytes())
+        {
             *d = *s as libc::c_char;
         }
         // SAFETY: the child only makes async-signal-safe system calls and _exits.

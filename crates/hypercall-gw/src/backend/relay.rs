@@ -382,7 +382,11 @@ impl Relay {
     /// Closes the connection; everything outstanding gets EBUSY.
     fn drop_conn(&mut self, why: &str) {
         if let Some(c) = self.conn.take() {
-            guard::guest_log!(log::Level::Warn, "hypercall-gw: backend for {:#x}: {why}", self.p.first_nr);
+            guard::guest_log!(
+                log::Level::Warn,
+                "hypercall-gw: backend for {:#x}: {why}",
+                self.p.first_nr
+            );
             proto::shutdown(&c.sock);
             if let Some(q) = &self.p.queue {
                 send_ctl(q, Ctl::Revoke { conn: c.id });

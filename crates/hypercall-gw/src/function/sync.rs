@@ -24,7 +24,10 @@ impl GatewayFunction {
             .mem
             .check_range(block, CALL_BLOCK_SIZE, Permissions::ReadWrite)
         {
-            guard::guest_log!(log::Level::Warn, "hypercall-gw: call block {gpa:#x} outside guest memory");
+            guard::guest_log!(
+                log::Level::Warn,
+                "hypercall-gw: call block {gpa:#x} outside guest memory"
+            );
             if let Some(r) = resp_at.filter(|r| self.mem.check_range(*r, 16, Permissions::Write)) {
                 let _ = self
                     .mem
@@ -48,7 +51,10 @@ impl GatewayFunction {
             (req, resp, path)
         };
         if let Err(e) = self.mem.write_slice(&resp.to_bytes(), resp_at) {
-            guard::guest_log!(log::Level::Error, "hypercall-gw: cannot write call block {gpa:#x}: {e}");
+            guard::guest_log!(
+                log::Level::Error,
+                "hypercall-gw: cannot write call block {gpa:#x}: {e}"
+            );
         }
         let known = self.registry.known(req.nr) && gpa % 8 == 0;
         self.rec

@@ -319,7 +319,11 @@ impl Worker {
         if a.vector != NO_VECTOR {
             if let Some(irq) = self.irqs.get(usize::from(a.vector)) {
                 if let Err(e) = irq.trigger() {
-                    guard::guest_log!(log::Level::Warn, "hypercall-gw: queue {}: interrupt: {e}", self.index);
+                    guard::guest_log!(
+                        log::Level::Warn,
+                        "hypercall-gw: queue {}: interrupt: {e}",
+                        self.index
+                    );
                 }
             }
         }

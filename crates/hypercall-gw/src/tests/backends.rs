@@ -172,14 +172,20 @@ fn a_silent_client_does_not_delay_the_backend() {
     c.backend_timeout = Duration::from_secs(600);
     let gw = Gateway::new(c, mem.clone(), None, irqs(2)).unwrap();
     let f = gw.function();
-    let silent: Vec<_> = (0..4).map(|_| UnixStream::connect(&path).unwrap()).collect();
+    let silent: Vec<_> = (0..4)
+        .map(|_| UnixStream::connect(&path).unwrap())
+        .collect();
     let opts = BackendOptions::new(&path, BackendMode::Relay);
     let o2 = opts.clone();
     let t = std::thread::spawn(move || run_backend(&o2));
     let start = std::time::Instant::now();
     let put = req(0x100, [1, 10, 0, 0, 0, 0]);
     until(|| sync_call(&f, &mem, 0x8000, &put).status == Status::Ok);
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
     drop(silent);
     opts.stop.store(true, Ordering::Relaxed);
     t.join().unwrap().unwrap();
@@ -205,7 +211,7 @@ fn the_backend_socket_is_private_and_not_taken_over() {
         None,
         irqs(2),
     );
-    let e = second.err().expect("a live path is refused");
+    let e = second.expect_err("a live path is refused");
     assert!(
         format!("{:?}", e).contains("InUse"),
         "{e}: {:?}",

@@ -223,7 +223,11 @@ fn rings_at_guest_physical_address_zero_are_served() {
         kick(&f, 0);
         let used = wait_used(&mut d, &mem, 1);
         assert_eq!(used.len(), 1, "ring {which} at 0");
-        assert_eq!(d.response(&mem, s), Response::ok(which as i64), "ring {which} at 0");
+        assert_eq!(
+            d.response(&mem, s),
+            Response::ok(which as i64),
+            "ring {which} at 0"
+        );
         gw.shutdown();
     }
 }

@@ -143,7 +143,8 @@ mod tests {
             },
         )
         .unwrap();
-        r.add_device(Bdf::new(0, 3, 0).unwrap(), "irq-test", n).unwrap()
+        r.add_device(Bdf::new(0, 3, 0).unwrap(), "irq-test", n)
+            .unwrap()
     }
 
     fn path(name: &str) -> std::path::PathBuf {
@@ -161,7 +162,11 @@ mod tests {
         let t = Instant::now();
         request(&p, 1).unwrap();
         assert!(request(&p, 7).is_err(), "no vector 7");
-        assert!(t.elapsed() < Duration::from_millis(500), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
         drop(idle);
     }
 

@@ -351,7 +351,11 @@ mod tests {
         let p = pending(&mut d);
         assert!(p > u32::MAX as u64, "pending {p:#x}");
         w(&mut d, 0x08, 0);
-        assert!(until(|| pending(&mut d) == 0), "cancel left {:#x}", pending(&mut d));
+        assert!(
+            until(|| pending(&mut d) == 0),
+            "cancel left {:#x}",
+            pending(&mut d)
+        );
         let fired = r(&mut d, 0x0c);
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(r(&mut d, 0x0c), fired, "nothing fires after a cancel");

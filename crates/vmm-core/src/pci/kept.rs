@@ -76,7 +76,9 @@ impl KeptIoEvents {
                 IoEventAddress::Pio(a) => (false, a),
                 IoEventAddress::Mmio(a) => (true, a),
             };
-            m == memory && a.saturating_add(u64::from(k.spec.len)) > base && a < base.saturating_add(size)
+            m == memory
+                && a.saturating_add(u64::from(k.spec.len)) > base
+                && a < base.saturating_add(size)
         };
         let (out, keep): (VecDeque<Kept>, VecDeque<Kept>) = self.0.drain(..).partition(inside);
         self.0 = keep;

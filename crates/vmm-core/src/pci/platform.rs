@@ -125,7 +125,12 @@ impl PciPlatform {
                 FunctionEvent::Vector(_) => {
                     let mut router = self.router.lock().unwrap_or_else(|e| e.into_inner());
                     if let Err(e) = router.apply(ev) {
-                        guard::guest_log!(log::Level::Error, "{}: interrupt routing for {}: {e}", self.vm, ev.bdf);
+                        guard::guest_log!(
+                            log::Level::Error,
+                            "{}: interrupt routing for {}: {e}",
+                            self.vm,
+                            ev.bdf
+                        );
                     }
                 }
                 FunctionEvent::Command { .. } => {}
