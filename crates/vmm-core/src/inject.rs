@@ -5,7 +5,7 @@
 //! The queue holds at most [`QUEUE_LIMIT`] messages: a poster waits (bounded, and
 //! giving up when its `cancelled` check says so) until a vCPU drains it, so a guest
 //! asking for billions of interrupts costs a fixed amount of memory, and a vCPU's drain
-//! after one exit is bounded work (it stops at once when the VM is stopping).
+//! after one exit is bounded work, so the vCPU sees a stop request within one exit.
 
 use std::os::unix::thread::JoinHandleExt;
 use std::sync::atomic::{AtomicBool, Ordering};
