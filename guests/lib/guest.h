@@ -127,6 +127,8 @@ int pci_find(u16 vendor, u16 device, struct pci_fn *out);
 #define IRQT_FIRED 0x0C    /* R: interrupts the backend triggered, in total */
 #define IRQT_PENDING 0x10  /* R: requested but not yet triggered */
 #define IRQT_VECTORS 0x14  /* R: number of vectors */
+#define IRQT_MODE 0x18     /* RW: 0 irqfd, 1 KVM_SIGNAL_MSI, 2 userspace exit path */
+#define IRQT_PENDING_HI 0x1C /* R: high half of PENDING as of the last PENDING read */
 
 #define GW_VENDOR 0x1234
 #define GW_DEVICE 0x4843

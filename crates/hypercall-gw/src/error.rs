@@ -20,6 +20,9 @@ pub enum Error {
     /// A Unix socket operation failed.
     #[error("socket {0} failed")]
     Socket(String, #[source] io::Error),
+    /// The backend socket could not be bound safely.
+    #[error("cannot listen for backends")]
+    Bind(#[source] guard::Error),
     /// The peer broke the external-backend protocol.
     #[error("external backend protocol error: {0}")]
     Protocol(String),

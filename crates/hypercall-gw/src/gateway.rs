@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::function::GatewayFunction;
 use crate::queue::{self, QueueHandle, QueueParams};
 use crate::service::{kv::KvStore, spawn_local, Echo, Registry, Route, Service};
+use crate::stop::{GatewayStopper, StopSignal};
 
 /// The hypercall gateway: a PCI function plus the threads that serve it.
 pub struct Gateway {
@@ -23,6 +24,7 @@ pub struct Gateway {
     relays: Vec<RelayHandle>,
     services: Vec<JoinHandle<()>>,
     stop_services: Option<crossbeam_channel::Sender<()>>,
+    stop: GatewayStopper,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -126,13 +128,16 @@ impl Gateway {
                 rx,
             )?);
         }
-        let function = GatewayFunction::new(&config, mem, registry, irqs, ports, isr)?;
+        let stop = StopSignal::new();
+        let function =
+            GatewayFunction::new(&config, mem, registry, irqs, ports, isr, stop.clone())?;
         Ok(Gateway {
             function: Arc::new(Mutex::new(function)),
             queues,
             relays,
             services,
             stop_services: Some(stop_tx),
+            stop: GatewayStopper(stop),
         })
     }
 
@@ -141,8 +146,16 @@ impl Gateway {
         self.function.clone()
     }
 
+    /// A handle that ends every wait for a service at once (see [`GatewayStopper`]).
+    /// Call it when the VM is asked to stop, before joining the vCPUs: a vCPU in a
+    /// synchronous call to a stalled backend then returns at once.
+    pub fn stopper(&self) -> GatewayStopper {
+        self.stop.clone()
+    }
+
     /// Stops every thread. Calls in flight are answered EBUSY where possible.
     pub fn shutdown(mut self) {
+        self.stop.stop();
         for q in &mut self.queues {
             q.stop();
         }

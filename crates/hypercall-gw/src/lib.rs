@@ -24,6 +24,7 @@ mod metrics;
 mod queue;
 mod ring;
 mod service;
+mod stop;
 mod sys;
 #[cfg(test)]
 mod tests;
@@ -39,3 +40,4 @@ pub use metrics::{Path, HYPERCALLS, HYPERCALL_SECONDS};
 pub use ring::test_driver;
 pub use service::kv::{KvStore, KV_NUMBERS};
 pub use service::{Echo, Service};
+pub use stop::GatewayStopper;

@@ -101,7 +101,10 @@ impl IrqChip for KvmIrqChip {
             match fd.read() {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => log::warn!("cannot clear a delivered irqfd trigger: {e}"),
+                Err(e) => guard::guest_log!(
+                    log::Level::Warn,
+                    "cannot clear a delivered irqfd trigger: {e}"
+                ),
             }
         }
         Ok(())

@@ -53,6 +53,8 @@ pub mod names {
     pub const MSI_ROUTE_UPDATES: &str = "kvmbus_msi_route_updates_total";
     /// The GSI a vector is routed through.
     pub const IRQ_ROUTE_GSI: &str = "kvmbus_irq_route_gsi";
+    /// Vectors that found KVM's routing table full and are delivered by KVM_SIGNAL_MSI.
+    pub const IRQ_ROUTE_SPILLS: &str = "kvmbus_irq_route_spills_total";
 }
 #[cfg(any(test, feature = "test-utils"))]
 pub use recording::{ChipCall, ChipOp, RecordingIrqChip};

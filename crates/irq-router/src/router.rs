@@ -9,6 +9,11 @@
 //! * while it is masked or disabled the eventfd is unbound, so triggers stay in its
 //!   counter: that is the pending bit, and KVM delivers it once when the vector is bound
 //!   again, as a device would send the pending message on unmask.
+//!
+//! When KVM's routing table is full, a vector that should go live is not lost: it
+//! *spills* to a delivery thread (the one [`DeliveryMode::SignalMsi`] uses) that
+//! injects its triggers with KVM_SIGNAL_MSI, and moves back to a GSI of its own at its
+//! next change once one is free (or as soon as GSIs are freed by a device removal).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,7 +26,7 @@ use crate::signal::{Dispatcher, Target};
 use crate::table::{GsiAllocator, RouteTable, FIRST_MSI_GSI};
 use crate::{Error, IrqChip, IrqHandle, Result};
 
-use crate::names::{IRQ_ROUTE_GSI, IRQ_TRIGGERS, MSI_ROUTE_UPDATES};
+use crate::names::{IRQ_ROUTE_GSI, IRQ_ROUTE_SPILLS, IRQ_TRIGGERS, MSI_ROUTE_UPDATES};
 
 /// How live vectors reach the guest.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -95,6 +100,8 @@ struct Vector {
     msix: Programmed,
     gsi: Option<u32>,
     live: Option<Live>,
+    /// Live through the overflow delivery thread (token in `live`): no GSI was free.
+    spilled: bool,
     series: Option<Series>,
 }
 
@@ -216,8 +223,41 @@ enum Backend {
     Irqfd {
         table: RouteTable,
         gsis: GsiAllocator,
+        overflow: Overflow,
     },
     Signal(Dispatcher),
+}
+
+/// Irqfd mode's delivery thread for vectors that found no free GSI, started on first
+/// use.
+struct Overflow {
+    chip: Arc<dyn IrqChip>,
+    vm: String,
+    dispatcher: Option<Dispatcher>,
+    spills: Counter,
+}
+
+impl Overflow {
+    fn add(&mut self, fd: &Arc<EventFd>, message: MsiMessage) -> Result<u64> {
+        let d = match &mut self.dispatcher {
+            Some(d) => d,
+            None => self
+                .dispatcher
+                .insert(Dispatcher::start(self.chip.clone(), &self.vm)?),
+        };
+        self.spills.increment(1);
+        d.add(fd, Target::Msi(message))
+    }
+
+    fn update(&self, token: u64, message: MsiMessage) {
+        if let Some(d) = &self.dispatcher {
+            d.update(token, Target::Msi(message));
+        }
+    }
+
+    fn remove(&self, token: u64) -> Result<()> {
+        self.dispatcher.as_ref().map_or(Ok(()), |d| d.remove(token))
+    }
 }
 
 /// Routes device vectors to the guest.
@@ -245,7 +285,7 @@ pub struct IrqRouter {
 fn note(first: &mut Option<Error>, e: Error) {
     match first {
         None => *first = Some(e),
-        Some(_) => log::warn!("interrupt routing: {e}"),
+        Some(_) => guard::guest_log!(log::Level::Warn, "interrupt routing: {e}"),
     }
 }
 
@@ -277,7 +317,17 @@ impl IrqRouter {
                 let table = RouteTable::new();
                 chip.set_gsi_routing(&table.entries())?;
                 let gsis = GsiAllocator::new(config.max_routes, table.default_len());
-                Backend::Irqfd { table, gsis }
+                let overflow = Overflow {
+                    chip: chip.clone(),
+                    vm: config.vm.clone(),
+                    dispatcher: None,
+                    spills: metrics::counter!(IRQ_ROUTE_SPILLS, "vm" => config.vm.clone()),
+                };
+                Backend::Irqfd {
+                    table,
+                    gsis,
+                    overflow,
+                }
             }
             DeliveryMode::SignalMsi => {
                 Backend::Signal(Dispatcher::start(chip.clone(), &config.vm)?)
@@ -324,6 +374,7 @@ impl IrqRouter {
                 msix: Programmed::default(),
                 gsi: None,
                 live: None,
+                spilled: false,
                 series: None,
             });
             dev.publish(&self.vm, i);
@@ -345,7 +396,8 @@ impl IrqRouter {
             return Ok(());
         };
         if usize::from(change.vector) >= dev.vectors.len() {
-            log::warn!(
+            guard::guest_log!(
+                log::Level::Warn,
                 "device {} ({}) programmed vector {} but has {} vectors; ignored",
                 event.bdf,
                 dev.name,
@@ -378,9 +430,20 @@ impl IrqRouter {
         let mut freed = false;
         if let Some(mut dev) = dev {
             match &mut self.backend {
-                Backend::Irqfd { table, gsis } => {
+                Backend::Irqfd {
+                    table,
+                    gsis,
+                    overflow,
+                } => {
                     let mut changed = false;
                     for v in &mut dev.vectors {
+                        if let (Some(live), true) = (v.live, v.spilled) {
+                            v.live = None;
+                            v.spilled = false;
+                            if let Err(e) = overflow.remove(live.token) {
+                                note(&mut first, e);
+                            }
+                        }
                         if let (Some(_), Some(gsi)) = (v.live.take(), v.gsi) {
                             // Deassign before the route goes (see `reconcile_irqfd`).
                             if let Err(e) = self.chip.unregister_irqfd(v.handle.eventfd(), gsi) {
@@ -509,7 +572,7 @@ impl IrqRouter {
                 let indices: Vec<u16> = (0..dev.vectors.len() as u16)
                     .filter(|&i| {
                         let v = &dev.vectors[usize::from(i)];
-                        v.live.is_none() && v.desired(active).is_some()
+                        (v.live.is_none() || v.spilled) && v.desired(active).is_some()
                     })
                     .collect();
                 (!indices.is_empty()).then_some((bdf, indices))
@@ -517,7 +580,7 @@ impl IrqRouter {
             .collect();
         for (bdf, indices) in starved {
             if let Err(e) = self.reconcile(bdf, &indices) {
-                log::warn!("routing {bdf} after GSIs were freed: {e}");
+                guard::guest_log!(log::Level::Warn, "routing {bdf} after GSIs were freed: {e}");
             }
         }
     }
@@ -530,9 +593,18 @@ impl IrqRouter {
         };
         let mut first = None;
         match &mut self.backend {
-            Backend::Irqfd { table, gsis } => {
-                reconcile_irqfd(self.chip.as_ref(), table, gsis, dev, indices, &mut first)
-            }
+            Backend::Irqfd {
+                table,
+                gsis,
+                overflow,
+            } => reconcile_irqfd(
+                self.chip.as_ref(),
+                (table, gsis),
+                overflow,
+                dev,
+                indices,
+                &mut first,
+            ),
             Backend::Signal(dispatcher) => reconcile_signal(dispatcher, dev, indices, &mut first),
         }
         for &i in indices {
@@ -546,9 +618,11 @@ impl IrqRouter {
 ///
 /// * A GSI is allocated lazily, on the first unmask of an enabled vector (never for a
 ///   vector that stays masked or disabled), lowest free from 24 up, within
-///   `max_routes`; with none left the vector stays unrouted (triggers pend) and the
-///   caller gets [`Error::GsiExhausted`]. A vector keeps its GSI while masked and frees
-///   it when disabled or when its device is removed.
+///   `max_routes`; with none left the vector spills to the overflow delivery thread
+///   (KVM_SIGNAL_MSI), and only if that fails too does it stay unrouted (triggers pend)
+///   with the error returned. A spilled vector moves to a GSI at its next change once
+///   one is free. A vector keeps its GSI while masked and frees it when disabled or
+///   when its device is removed.
 /// * Becoming live: update the table, KVM_SET_GSI_ROUTING, *then* KVM_IRQFD assign, so
 ///   the irqfd never points at a GSI without its route.
 /// * Masked or disabled: KVM_IRQFD deassign *first*, then drop the route and push, so
@@ -560,8 +634,8 @@ impl IrqRouter {
 /// put back to match (retargets keep their old message, new routes are not bound).
 fn reconcile_irqfd(
     chip: &dyn IrqChip,
-    table: &mut RouteTable,
-    gsis: &mut GsiAllocator,
+    (table, gsis): (&mut RouteTable, &mut GsiAllocator),
+    overflow: &mut Overflow,
     dev: &mut Device,
     indices: &[u16],
     first: &mut Option<Error>,
@@ -572,6 +646,34 @@ fn reconcile_irqfd(
     let mut retargets = Vec::new();
     for &i in indices {
         let v = &mut dev.vectors[usize::from(i)];
+        if let (Some(live), true) = (v.live, v.spilled) {
+            let want = v.desired(active);
+            let gsi = match want {
+                Some(_) => gsis.alloc().ok(),
+                None => None,
+            };
+            if want.is_none() || gsi.is_some() {
+                // Down, or back to a GSI: leave the delivery thread first (triggers
+                // from here on pend in the eventfd until the irqfd is bound).
+                if let Err(e) = overflow.remove(live.token) {
+                    note(first, e);
+                }
+                v.live = None;
+                v.spilled = false;
+                v.gsi = gsi;
+                if gsi.is_none() {
+                    continue;
+                }
+            } else if let Some((source, message)) = want {
+                overflow.update(live.token, message);
+                v.live = Some(Live {
+                    source,
+                    message,
+                    token: live.token,
+                });
+                continue;
+            }
+        }
         match (v.live, v.desired(active), v.gsi) {
             (Some(_), None, Some(gsi)) => {
                 // Down: deassign first. From here on triggers stay in the eventfd.
@@ -587,8 +689,26 @@ fn reconcile_irqfd(
                     Some(gsi) => gsi,
                     None => match gsis.alloc() {
                         Ok(gsi) => *v.gsi.insert(gsi),
-                        Err(e) => {
-                            note(first, e);
+                        Err(full) => {
+                            match overflow.add(v.handle.eventfd(), message) {
+                                Ok(token) => {
+                                    guard::guest_log!(
+                                        log::Level::Warn,
+                                        "{} vector {i}: {full}; delivered with KVM_SIGNAL_MSI",
+                                        dev.name
+                                    );
+                                    v.live = Some(Live {
+                                        source,
+                                        message,
+                                        token,
+                                    });
+                                    v.spilled = true;
+                                }
+                                Err(e) => {
+                                    note(first, full);
+                                    note(first, e);
+                                }
+                            }
                             continue;
                         }
                     },
@@ -1054,7 +1174,7 @@ mod tests {
     }
 
     #[test]
-    fn exhaustion_then_recovery_after_removal() {
+    fn exhaustion_spills_then_recovers_after_removal() {
         // 42 entries: 40 defaults leave two MSI routes.
         let (chip, mut r) = router_with(42, DeliveryMode::Irqfd);
         let (a, b) = (bdf(3), bdf(4));
@@ -1062,34 +1182,77 @@ mod tests {
         let hb = r.add_device(b, "b", 1).unwrap();
         r.apply(&msix(a, 0, Some(msg(0, 0x40)), false)).unwrap();
         r.apply(&msix(a, 1, Some(msg(0, 0x41)), false)).unwrap();
-        let err = r.apply(&msix(b, 0, Some(msg(0, 0x50)), false)).unwrap_err();
-        assert!(matches!(err, Error::GsiExhausted { limit: 42 }));
-        assert_eq!(
-            err.to_string(),
-            "no free GSI: all 42 routing table entries are in use"
-        );
+        // The table is full: b's vector spills to KVM_SIGNAL_MSI instead of being lost.
+        r.apply(&msix(b, 0, Some(msg(0, 0x50)), false)).unwrap();
         assert_eq!(r.routes()[2].gsi, None);
         assert!(!chip.irqfds().contains_key(&hb[0].as_raw_fd()));
         hb[0].trigger().unwrap();
-        assert!(hb[0].is_pending(), "unrouted: the trigger waits");
+        assert!(
+            chip.wait_for(Duration::from_secs(5), |c| c
+                .contains(&ChipCall::SignalMsi(msg(0, 0x50)))),
+            "{:?}",
+            chip.calls()
+        );
+        // Retargeting a spilled vector takes effect on its next trigger.
+        r.apply(&msix(b, 0, Some(msg(1, 0x51)), false)).unwrap();
+        hb[0].trigger().unwrap();
+        assert!(chip.wait_for(Duration::from_secs(5), |c| c
+            .contains(&ChipCall::SignalMsi(msg(1, 0x51)))));
+        // Masked: triggers pend.
+        r.apply(&msix(b, 0, Some(msg(1, 0x51)), true)).unwrap();
+        chip.take_calls();
+        hb[0].trigger().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(hb[0].is_pending(), "masked: the trigger waits");
+        assert!(chip.calls().is_empty(), "{:?}", chip.calls());
+        r.apply(&msix(b, 0, Some(msg(1, 0x51)), false)).unwrap();
+        assert!(chip.wait_for(Duration::from_secs(5), |c| c
+            .contains(&ChipCall::SignalMsi(msg(1, 0x51)))));
 
         // The rest keeps working.
         r.apply(&msix(a, 1, Some(msg(1, 0x41)), false)).unwrap();
         assert_eq!(chip.msi_routes().get(&25), Some(&msg(1, 0x41)));
         assert_eq!(chip.irqfds().len(), 2);
 
-        // Removing `a` frees its GSIs and `b` is routed without another event; the
-        // pending trigger is found on assign.
+        // Removing `a` frees its GSIs and `b` moves to a GSI of its own without
+        // another event.
         chip.take_calls();
         r.remove_device(a).unwrap();
         let calls = chip.take_calls();
-        assert_eq!(calls.last(), Some(&assign(&hb[0], 24, true)), "{calls:?}");
+        assert!(
+            matches!(calls.last(), Some(ChipCall::RegisterIrqfd { fd, gsi: 24, .. }) if *fd == hb[0].as_raw_fd()),
+            "{calls:?}"
+        );
         assert_eq!(
             chip.msi_routes().into_iter().collect::<Vec<_>>(),
-            vec![(24, msg(0, 0x50))]
+            vec![(24, msg(1, 0x51))]
         );
         assert_eq!(r.gsis_in_use(), 1);
         assert!(!chip.irqfds().contains_key(&ha[0].as_raw_fd()));
+    }
+
+    #[test]
+    fn three_devices_of_2048_vectors_lose_no_vector() {
+        // A KVM table of 4096 entries cannot route 6144 vectors; every one still
+        // delivers.
+        let (chip, mut r) = router_with(4096, DeliveryMode::Irqfd);
+        let mut handles = Vec::new();
+        for d in 0..3u8 {
+            let h = r.add_device(bdf(3 + d), "irq-test", 2048).unwrap();
+            for v in 0..2048u16 {
+                r.apply(&msix(bdf(3 + d), v, Some(msg(0, 0x40)), false))
+                    .unwrap();
+            }
+            handles.push(h);
+        }
+        assert_eq!(r.gsis_in_use(), 4096 - 40);
+        let last = &handles[2][2047];
+        chip.take_calls();
+        last.trigger().unwrap();
+        assert!(chip.wait_for(Duration::from_secs(5), |c| c
+            .contains(&ChipCall::SignalMsi(msg(0, 0x40)))));
+        assert!(handles[0][0].eventfd().as_raw_fd() > 0);
+        assert!(chip.irqfds().contains_key(&handles[0][0].as_raw_fd()));
     }
 
     #[test]

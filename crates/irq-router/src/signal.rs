@@ -185,6 +185,6 @@ fn deliver(chip: &dyn IrqChip, target: Target) {
             .and_then(|()| chip.set_irq_line(gsi, false)),
     };
     if let Err(e) = result {
-        log::warn!("interrupt to {target:?} lost: {e}");
+        guard::guest_log!(log::Level::Warn, "interrupt to {target:?} lost: {e}");
     }
 }

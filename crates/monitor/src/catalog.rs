@@ -129,6 +129,21 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         Kind::Gauge,
         "Seconds since the VM started.",
     ),
+    (
+        IRQ_ROUTE_SPILLS,
+        Kind::Counter,
+        "Vectors delivered with KVM_SIGNAL_MSI because KVM's routing table was full.",
+    ),
+    (
+        LOG_SUPPRESSED,
+        Kind::Counter,
+        "Guest-triggered log lines held back by the rate limit.",
+    ),
+    (
+        SOCKET_REFUSALS,
+        Kind::Counter,
+        "Unix socket connections refused for the peer's uid.",
+    ),
 ];
 
 /// Registers the help text of every catalog metric with the current recorder

@@ -107,7 +107,21 @@ impl Exporter {
 }
 
 fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    if let Some(w) = exposure_warning(addr) {
+        log::warn!("{w}");
+    }
     TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })
+}
+
+/// The warning for a metrics address reachable from other hosts (anything but
+/// loopback), if `addr` is one.
+pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "metrics: {addr} is not a loopback address; the endpoint (VM names, \
+             devices, hypercall numbers) is reachable from other hosts"
+        )
+    })
 }
 
 fn build_recorder() -> PrometheusRecorder {
@@ -119,6 +133,16 @@ fn build_recorder() -> PrometheusRecorder {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_non_loopback_addresses_warn() {
+        assert!(exposure_warning("127.0.0.1:9464".parse().unwrap()).is_none());
+        assert!(exposure_warning("[::1]:9464".parse().unwrap()).is_none());
+        let w = exposure_warning("0.0.0.0:9464".parse().unwrap()).unwrap();
+        assert!(w.contains("not a loopback address"), "{w}");
+        assert!(exposure_warning("10.1.2.3:80".parse().unwrap()).is_some());
+    }
+
     use super::*;
     use std::io::{Read, Write};
     use std::net::TcpStream;

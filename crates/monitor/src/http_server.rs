@@ -17,8 +17,10 @@ pub(crate) const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Answers a request path with `(content type, body)`, or `None` for 404.
 pub(crate) type Handler = Arc<dyn Fn(&str) -> Option<(&'static str, String)> + Send + Sync>;
 
-/// Concurrent connections served at most; more are answered 503.
-const MAX_CONNECTIONS: usize = 16;
+/// Concurrent connections served at most; more are answered 503. Room for 16 scrapers
+/// flat out (each may reconnect before its last connection's thread has ended) and a
+/// few more.
+const MAX_CONNECTIONS: usize = 64;
 /// Bytes of request head read at most.
 const MAX_HEAD: usize = 8192;
 const IO_TIMEOUT: Duration = Duration::from_secs(5);

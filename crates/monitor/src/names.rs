@@ -63,3 +63,10 @@ pub const VM_UPTIME_SECONDS: &str = "kvmbus_vm_uptime_seconds";
 pub const KVM_VCPU_PREFIX: &str = "kvmbus_kvm_vcpu_";
 /// Prefix of KVM's own per-VM binary statistics, by `vm`.
 pub const KVM_VM_PREFIX: &str = "kvmbus_kvm_vm_";
+/// Counter: guest-triggered log lines held back by the rate limit, by `site`.
+pub const LOG_SUPPRESSED: &str = "kvmbus_log_suppressed_total";
+/// Counter: Unix socket connections refused for the peer's uid, by `socket`.
+pub const SOCKET_REFUSALS: &str = "kvmbus_socket_refusals_total";
+/// Counter: vectors that found KVM's routing table full and were delivered with
+/// KVM_SIGNAL_MSI instead, by `vm`.
+pub const IRQ_ROUTE_SPILLS: &str = "kvmbus_irq_route_spills_total";

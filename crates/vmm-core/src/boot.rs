@@ -39,13 +39,15 @@ pub fn image_bytes(config: &Config) -> Result<(String, Vec<u8>)> {
         }
         BootKind::Multiboot => {
             let path = &config.boot.image;
-            let bytes = std::fs::read(path).map_err(|e| {
-                config_err(
-                    config,
-                    config.places.image,
-                    format!("key 'image' in [boot]: cannot read {path}: {e}"),
-                )
-            })?;
+            // Only a regular file no larger than guest memory (not a FIFO, not /dev/zero).
+            let bytes = loader::read_image(std::path::Path::new(path), config.memory_mib << 20)
+                .map_err(|e| {
+                    config_err(
+                        config,
+                        config.places.image,
+                        format!("key 'image' in [boot]: {e}"),
+                    )
+                })?;
             Ok((path.clone(), bytes))
         }
     }

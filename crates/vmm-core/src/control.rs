@@ -78,10 +78,14 @@ impl StopReason {
     }
 }
 
+/// Something to do as soon as a stop is requested (e.g. end a device's waits).
+type StopHook = Box<dyn Fn() + Send + Sync>;
+
 /// Shared stop state: devices and vCPUs report, the main thread waits.
 pub struct VmControl {
     stopping: AtomicBool,
     reason: Mutex<Option<StopReason>>,
+    hooks: Mutex<Vec<StopHook>>,
     tx: Sender<()>,
     rx: Receiver<()>,
 }
@@ -92,6 +96,7 @@ impl Default for VmControl {
         VmControl {
             stopping: AtomicBool::new(false),
             reason: Mutex::new(None),
+            hooks: Mutex::new(Vec::new()),
             tx,
             rx,
         }
@@ -105,8 +110,27 @@ impl VmControl {
         if r.is_none() {
             *r = Some(reason);
         }
-        self.stopping.store(true, Ordering::SeqCst);
+        let first = !self.stopping.swap(true, Ordering::SeqCst);
+        drop(r);
+        if first {
+            for h in self.hooks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                h();
+            }
+        }
         let _ = self.tx.try_send(());
+    }
+
+    /// Runs `hook` when the first stop is requested (at once if one already was), on
+    /// the requesting thread, before the vCPUs are joined: for waits that must end
+    /// (a vCPU in a synchronous hypercall to a stalled backend).
+    pub fn on_stop(&self, hook: impl Fn() + Send + Sync + 'static) {
+        let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        if self.stopping() {
+            drop(hooks);
+            hook();
+        } else {
+            hooks.push(Box::new(hook));
+        }
     }
 
     /// True once a stop was requested (checked by vCPU loops after every exit).
@@ -153,6 +177,27 @@ mod tests {
         assert_eq!(StopReason::PowerOff.exit_code(), 0);
         assert_eq!(StopReason::TripleFault { vcpu: 1 }.exit_code(), 4);
         assert_eq!(StopReason::Signal(15).exit_code(), 143);
+    }
+
+    #[test]
+    fn stop_hooks_run_once_at_the_first_request() {
+        use std::sync::atomic::AtomicU32;
+        use std::sync::Arc;
+        let c = VmControl::default();
+        let n = Arc::new(AtomicU32::new(0));
+        let n2 = n.clone();
+        c.on_stop(move || {
+            n2.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(n.load(Ordering::SeqCst), 0);
+        c.request_stop(StopReason::Signal(15));
+        c.request_stop(StopReason::Signal(2));
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+        let n3 = n.clone();
+        c.on_stop(move || {
+            n3.fetch_add(10, Ordering::SeqCst);
+        });
+        assert_eq!(n.load(Ordering::SeqCst), 11, "a late hook runs at once");
     }
 
     #[test]

@@ -184,6 +184,7 @@ impl Vm {
             let _ = t.join();
         }
         self.services.finish();
+        guard::log_summary();
         set_state(&vm, "stopped");
         Ok(reason)
     }

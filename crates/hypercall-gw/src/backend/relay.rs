@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -61,11 +62,18 @@ impl RelayHandle {
     }
 }
 
-/// Binds the socket and starts the acceptor and relay threads.
+/// Longest time a connecting backend may take to say HELLO (or the backend timeout,
+/// if shorter). Each connection is read on its own thread, so a silent client delays
+/// nobody else.
+pub(crate) const HELLO_DEADLINE: Duration = Duration::from_secs(2);
+/// Connections that may be saying HELLO at once; more are closed at once.
+pub(crate) const MAX_HANDSHAKES: usize = 16;
+
+/// Binds the socket (mode 0600, never over a live listener or a non-socket) and starts
+/// the acceptor and relay threads.
 pub(crate) fn spawn_relay(p: RelayParams) -> Result<RelayHandle> {
     let path = p.socket.display().to_string();
-    let _ = std::fs::remove_file(&p.socket);
-    let listener = UnixListener::bind(&p.socket).map_err(|e| Error::Socket(path.clone(), e))?;
+    let listener = guard::bind_private(&p.socket).map_err(Error::Bind)?;
     listener
         .set_nonblocking(true)
         .map_err(|e| Error::Socket(path.clone(), e))?;
@@ -74,9 +82,10 @@ pub(crate) fn spawn_relay(p: RelayParams) -> Result<RelayHandle> {
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
     let name = format!("hcgw-accept-{:#x}", p.first_nr);
     let (stop2, ev2, timeout) = (stop.clone(), ev_tx.clone(), p.timeout);
+    let check = guard::PeerCheck::new(&path);
     let acceptor = std::thread::Builder::new()
         .name(name.clone())
-        .spawn(move || accept_loop(listener, stop2, ev2, timeout))
+        .spawn(move || accept_loop(listener, stop2, ev2, timeout.min(HELLO_DEADLINE), check))
         .map_err(|e| Error::Spawn(name, e))?;
     let name = format!("hcgw-relay-{:#x}", p.first_nr);
     let relay = Relay {
@@ -100,13 +109,15 @@ pub(crate) fn spawn_relay(p: RelayParams) -> Result<RelayHandle> {
     })
 }
 
-/// Accepts connections and reads their HELLO (within the timeout).
+/// Accepts connections; each one's HELLO is read on its own thread within `deadline`.
 fn accept_loop(
     listener: UnixListener,
     stop: Arc<EventFd>,
     events: Sender<RelayEvent>,
-    timeout: Duration,
+    deadline: Duration,
+    check: guard::PeerCheck,
 ) {
+    let active = Arc::new(AtomicUsize::new(0));
     loop {
         let ready = poll_readable(&[listener.as_raw_fd(), stop.as_raw_fd()], None);
         if ready[1] {
@@ -115,31 +126,61 @@ fn accept_loop(
         let Ok((stream, _)) = listener.accept() else {
             continue;
         };
-        let _ = stream.set_nonblocking(false);
-        let _ = stream.set_read_timeout(Some(timeout));
-        let _ = stream.set_write_timeout(Some(timeout));
-        match proto::recv(&stream) {
-            Ok((
-                Msg::Hello {
-                    magic: proto::MAGIC,
-                    version: proto::PROTOCOL_VERSION,
-                    mode,
-                },
-                _,
-            )) => {
-                let _ = stream.set_read_timeout(None);
-                if events.send(RelayEvent::Connected { stream, mode }).is_err() {
-                    return;
-                }
-            }
-            Ok((Msg::Hello { .. }, _)) => {
-                let reject = Msg::Reject {
-                    reason: proto::REJECT_VERSION,
-                };
-                let _ = proto::send(&stream, &reject, &[]);
-            }
-            Ok(_) | Err(_) => log::warn!("hypercall-gw: backend connection without HELLO"),
+        if !check.allow(&stream) {
+            guard::guest_log!(
+                log::Level::Warn,
+                "hypercall-gw: refused a backend connection from another uid"
+            );
+            continue;
         }
+        if active.fetch_add(1, Ordering::AcqRel) >= MAX_HANDSHAKES {
+            active.fetch_sub(1, Ordering::AcqRel);
+            guard::guest_log!(
+                log::Level::Warn,
+                "hypercall-gw: too many backend connections saying nothing; one closed"
+            );
+            continue;
+        }
+        let (active, events) = (active.clone(), events.clone());
+        let spawned = std::thread::Builder::new()
+            .name("hcgw-hello".into())
+            .spawn(move || {
+                handshake(stream, &events, deadline);
+                active.fetch_sub(1, Ordering::AcqRel);
+            });
+        if spawned.is_err() {
+            guard::guest_log!(log::Level::Warn, "hypercall-gw: cannot read a HELLO");
+        }
+    }
+}
+
+/// Reads one connection's HELLO within `deadline` and hands it to the relay thread.
+fn handshake(stream: UnixStream, events: &Sender<RelayEvent>, deadline: Duration) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(deadline));
+    let _ = stream.set_write_timeout(Some(deadline));
+    match proto::recv(&stream) {
+        Ok((
+            Msg::Hello {
+                magic: proto::MAGIC,
+                version: proto::PROTOCOL_VERSION,
+                mode,
+            },
+            _,
+        )) => {
+            let _ = stream.set_read_timeout(None);
+            let _ = events.send(RelayEvent::Connected { stream, mode });
+        }
+        Ok((Msg::Hello { .. }, _)) => {
+            let reject = Msg::Reject {
+                reason: proto::REJECT_VERSION,
+            };
+            let _ = proto::send(&stream, &reject, &[]);
+        }
+        Ok(_) | Err(_) => guard::guest_log!(
+            log::Level::Warn,
+            "hypercall-gw: backend connection without HELLO"
+        ),
     }
 }
 
@@ -297,7 +338,8 @@ impl Relay {
             proto::shutdown(&sock);
             return;
         }
-        log::info!(
+        guard::guest_log!(
+            log::Level::Info,
             "hypercall-gw: backend for {:#x} connected ({:?})",
             self.p.first_nr,
             self.p.mode
@@ -340,7 +382,11 @@ impl Relay {
     /// Closes the connection; everything outstanding gets EBUSY.
     fn drop_conn(&mut self, why: &str) {
         if let Some(c) = self.conn.take() {
-            log::warn!("hypercall-gw: backend for {:#x}: {why}", self.p.first_nr);
+            guard::guest_log!(
+                log::Level::Warn,
+                "hypercall-gw: backend for {:#x}: {why}",
+                self.p.first_nr
+            );
             proto::shutdown(&c.sock);
             if let Some(q) = &self.p.queue {
                 send_ctl(q, Ctl::Revoke { conn: c.id });

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Recorder;
 use crate::queue::Ctl;
 use crate::service::Registry;
+use crate::stop::StopSignal;
 use regs::QueueRegs;
 use sync::SyncPath;
 
@@ -65,6 +66,7 @@ impl GatewayFunction {
         irqs: Vec<IrqHandle>,
         ports: Vec<QueuePort>,
         isr: Arc<AtomicU8>,
+        stop: Arc<StopSignal>,
     ) -> Result<GatewayFunction> {
         let mut config = PciConfig::new(PciIds {
             vendor_id: cfg.vendor_id,
@@ -122,6 +124,7 @@ impl GatewayFunction {
                 registry,
                 cfg.backend_timeout,
                 Recorder::new(&cfg.vm),
+                stop,
             )),
             mem,
         })

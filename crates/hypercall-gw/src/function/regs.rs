@@ -119,7 +119,7 @@ impl GatewayFunction {
                     vector: q.vector as u16,
                 };
                 if !self.ring_valid(max, &setup) {
-                    log::warn!("hypercall-gw: queue {i}: rings invalid or outside guest memory; not enabled");
+                    guard::guest_log!(log::Level::Warn, "hypercall-gw: queue {i}: rings invalid or outside guest memory; not enabled");
                     return;
                 }
                 if let Some((_, q)) = self.selected() {

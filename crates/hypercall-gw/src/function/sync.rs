@@ -11,7 +11,7 @@
 //! function's other registers and config space.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pci_emu::UnlockedBar;
@@ -20,6 +20,7 @@ use vm_memory::{Address, Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, Perm
 use crate::abi::{reg, Request, Response, Status, CALL_BLOCK_SIZE, REQUEST_SIZE, RESPONSE_OFFSET};
 use crate::metrics::{Path, Recorder};
 use crate::service::{Registry, ReplyTo};
+use crate::stop::StopSignal;
 
 /// The synchronous call path of one gateway function (BAR0's CALL_LO and CALL_HI).
 pub(crate) struct SyncPath {
@@ -31,6 +32,8 @@ pub(crate) struct SyncPath {
     call_hi: AtomicU32,
     /// Held only to record a finished call, never across one.
     rec: Mutex<Recorder>,
+    /// Fires when the gateway stops: waiting calls get EBUSY at once.
+    stop: Arc<StopSignal>,
 }
 
 impl UnlockedBar for SyncPath {
@@ -69,6 +72,7 @@ impl SyncPath {
         registry: Registry,
         timeout: Duration,
         rec: Recorder,
+        stop: Arc<StopSignal>,
     ) -> SyncPath {
         SyncPath {
             mem,
@@ -76,6 +80,7 @@ impl SyncPath {
             timeout,
             call_hi: AtomicU32::new(0),
             rec: Mutex::new(rec),
+            stop,
         }
     }
 
@@ -94,7 +99,10 @@ impl SyncPath {
             .mem
             .check_range(block, CALL_BLOCK_SIZE, Permissions::ReadWrite)
         {
-            log::warn!("hypercall-gw: call block {gpa:#x} outside guest memory");
+            guard::guest_log!(
+                log::Level::Warn,
+                "hypercall-gw: call block {gpa:#x} outside guest memory"
+            );
             if let Some(r) = resp_at.filter(|r| self.mem.check_range(*r, 16, Permissions::Write)) {
                 let _ = self
                     .mem
@@ -117,7 +125,10 @@ impl SyncPath {
             (req, resp, path)
         };
         if let Err(e) = self.mem.write_slice(&resp.to_bytes(), resp_at) {
-            log::error!("hypercall-gw: cannot write call block {gpa:#x}: {e}");
+            guard::guest_log!(
+                log::Level::Error,
+                "hypercall-gw: cannot write call block {gpa:#x}: {e}"
+            );
         }
         let known = self.registry.known(req.nr) && gpa % 8 == 0;
         self.record(req.nr, known, path, resp.status, start.elapsed());
@@ -130,11 +141,16 @@ impl SyncPath {
             return (resp, Path::Sync);
         }
         // Services always answer (relays within the backend timeout); the bound only
-        // guards against a wedged service thread.
-        match rx.recv_timeout(self.timeout * 2 + Duration::from_secs(1)) {
-            Ok((resp, Path::Relay)) => (resp, Path::Relay),
-            Ok((resp, _)) => (resp, Path::Sync),
-            Err(_) => (Response::err(Status::Ebusy), Path::Sync),
+        // guards against a wedged service thread. A stopping gateway waits for nobody.
+        let limit = self.timeout * 2 + Duration::from_secs(1);
+        crossbeam_channel::select! {
+            recv(rx) -> r => match r {
+                Ok((resp, Path::Relay)) => (resp, Path::Relay),
+                Ok((resp, _)) => (resp, Path::Sync),
+                Err(_) => (Response::err(Status::Ebusy), Path::Sync),
+            },
+            recv(self.stop.receiver()) -> _ => (Response::err(Status::Ebusy), Path::Sync),
+            default(limit) => (Response::err(Status::Ebusy), Path::Sync),
         }
     }
 }

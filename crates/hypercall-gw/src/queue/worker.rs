@@ -200,7 +200,8 @@ impl Worker {
             let used = ring::used_idx(&a.q, &self.mem).unwrap_or(a.q.next_used());
             a.q.set_next_used(used);
             a.q.set_next_avail(used);
-            log::info!(
+            guard::guest_log!(
+                log::Level::Info,
                 "hypercall-gw: queue {} back from its direct backend",
                 self.index
             );
@@ -237,7 +238,11 @@ impl Worker {
         let Some(a) = &mut self.active else { return };
         match ring::complete(&mut a.q, &self.mem, head, resp_addr, resp) {
             Ok(()) => self.used_added += 1,
-            Err(e) => log::error!("hypercall-gw: queue {}: used ring: {e}", self.index),
+            Err(e) => guard::guest_log!(
+                log::Level::Error,
+                "hypercall-gw: queue {}: used ring: {e}",
+                self.index
+            ),
         }
     }
 
@@ -248,7 +253,8 @@ impl Worker {
             let more = match ring::pop_available(&mut a.q, &self.mem, &mut popped) {
                 Ok(m) => m,
                 Err(e) => {
-                    log::error!(
+                    guard::guest_log!(
+                        log::Level::Error,
                         "hypercall-gw: queue {}: {e}; stopped until reset",
                         self.index
                     );
@@ -316,7 +322,11 @@ impl Worker {
         if a.vector != NO_VECTOR {
             if let Some(irq) = self.irqs.get(usize::from(a.vector)) {
                 if let Err(e) = irq.trigger() {
-                    log::warn!("hypercall-gw: queue {}: interrupt: {e}", self.index);
+                    guard::guest_log!(
+                        log::Level::Warn,
+                        "hypercall-gw: queue {}: interrupt: {e}",
+                        self.index
+                    );
                 }
             }
         }
@@ -395,7 +405,8 @@ impl Worker {
         }
         let waited = since.elapsed();
         if waited >= timeout {
-            log::warn!(
+            guard::guest_log!(
+                log::Level::Warn,
                 "hypercall-gw: queue {}: direct backend made no progress for {:?}; taking the queue back",
                 self.index,
                 waited

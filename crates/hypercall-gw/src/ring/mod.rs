@@ -12,7 +12,7 @@ pub(crate) mod parse;
 
 use std::sync::atomic::Ordering;
 
-use virtio_queue::{Queue, QueueOwnedT, QueueT};
+use virtio_queue::{Queue, QueueT};
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemory};
 
 use crate::abi::{Response, RESPONSE_SIZE};
@@ -34,17 +34,34 @@ pub(crate) struct Popped {
 /// have arrived while notifications were suppressed (call again before sleeping).
 /// While popping, the used ring's NO_NOTIFY flag tells the guest it may skip the
 /// doorbell.
+///
+/// The available ring is read here rather than with `Queue::iter`, which refuses an
+/// available ring at guest-physical address 0 (taking it for an unset address): every
+/// ring address inside guest memory is served alike. An available index more than the
+/// queue size ahead is an error (the queue stops until reset).
 pub(crate) fn pop_available<M: GuestMemory>(
     q: &mut Queue,
     mem: &M,
     out: &mut Vec<Popped>,
 ) -> Result<bool, virtio_queue::Error> {
     q.disable_notification(mem)?;
-    for chain in q.iter(mem)? {
-        let head = chain.head_index();
-        let parsed = parse_chain(chain, mem);
+    let avail = q.avail_idx(mem, Ordering::Acquire)?.0;
+    let next = q.next_avail();
+    let pending = avail.wrapping_sub(next);
+    if pending > q.size() {
+        return Err(virtio_queue::Error::InvalidAvailRingIndex);
+    }
+    let (table, size, ring) = (q.desc_table(), q.size(), q.avail_ring());
+    for i in 0..pending {
+        let slot = u64::from(next.wrapping_add(i) % size);
+        let head: u16 = mem
+            .read_obj::<u16>(GuestAddress(ring + 4 + 2 * slot))
+            .map_err(virtio_queue::Error::GuestMemory)?;
+        let head = u16::from_le(head);
+        let parsed = parse_chain(mem, table, size, head);
         out.push(Popped { head, parsed });
     }
+    q.set_next_avail(avail);
     q.enable_notification(mem)
 }
 

@@ -1,8 +1,14 @@
 //! Checking one descriptor chain: shape (EINVAL) and addresses (EFAULT).
+//!
+//! The chain is walked here rather than with `virtio_queue::DescriptorChain`'s
+//! iterator, because that iterator stops early (at a descriptor that makes the chain
+//! longer than 4 GiB) and the ABI needs the whole chain: a bad chain's status goes to
+//! its *last* writable buffer of at least 16 bytes. The walk follows virtio 1.x: a
+//! chain visits at most `queue size` descriptors (a loop ends it), an indirect table
+//! (length a non-zero multiple of 16, at most 65535 entries, not nested) replaces the
+//! rest of the chain. Only the first two descriptors and the last usable writable one
+//! are kept, so a chain costs O(1) memory.
 
-use std::ops::Deref;
-
-use virtio_queue::DescriptorChain;
 use vm_memory::{Bytes, GuestAddress, GuestMemory, Permissions};
 
 use crate::abi::{Request, Status, REQUEST_SIZE, RESPONSE_SIZE};
@@ -26,50 +32,131 @@ pub(crate) enum Parsed {
     },
 }
 
-fn in_memory<M: GuestMemory>(mem: &M, addr: GuestAddress, len: usize, p: Permissions) -> bool {
-    mem.check_range(addr, len, p)
+const F_NEXT: u16 = 1;
+const F_WRITE: u16 = 2;
+const F_INDIRECT: u16 = 4;
+
+/// One descriptor as the guest wrote it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Desc {
+    pub addr: u64,
+    pub len: u32,
+    pub flags: u16,
+    pub next: u16,
 }
 
-/// Reads and checks one chain. Never touches memory outside the guest.
-pub(crate) fn parse_chain<M, T>(chain: DescriptorChain<T>, mem: &M) -> Parsed
-where
-    M: GuestMemory,
-    T: Deref<Target = M>,
-{
-    // At most three descriptors are looked at: enough to tell "two" from "more".
-    let descs: Vec<_> = chain.take(3).collect();
-    let writable = descs
-        .iter()
-        .rev()
-        .find(|d| d.is_write_only() && d.len() as usize >= RESPONSE_SIZE);
-    let resp_ok = |d: &virtio_queue::desc::split::Descriptor| {
-        in_memory(mem, d.addr(), RESPONSE_SIZE, Permissions::Write).then_some(d.addr().0)
-    };
-    let (rd, wr) = match descs.as_slice() {
-        [rd, wr]
-            if !rd.is_write_only()
-                && rd.len() as usize >= REQUEST_SIZE
-                && wr.is_write_only()
-                && wr.len() as usize >= RESPONSE_SIZE =>
-        {
-            (*rd, *wr)
+impl Desc {
+    fn writable(&self) -> bool {
+        self.flags & F_WRITE != 0
+    }
+}
+
+/// What a walk found.
+#[derive(Debug, Default)]
+pub(crate) struct Walk {
+    /// The first two descriptors.
+    pub first: [Option<Desc>; 2],
+    /// Descriptors in the chain (indirect table descriptors not counted).
+    pub count: usize,
+    /// The last writable descriptor of at least 16 bytes whose first 16 bytes are in
+    /// guest memory.
+    pub last_writable: Option<u64>,
+    /// False if the chain was broken: a loop, an index out of its table, an unreadable
+    /// descriptor, a bad or nested indirect table.
+    pub complete: bool,
+}
+
+fn read_desc<M: GuestMemory>(mem: &M, table: u64, index: u16) -> Option<Desc> {
+    let at = table.checked_add(16 * u64::from(index))?;
+    let mut b = [0u8; 16];
+    mem.read_slice(&mut b, GuestAddress(at)).ok()?;
+    Some(Desc {
+        addr: u64::from_le_bytes(b[0..8].try_into().ok()?),
+        len: u32::from_le_bytes(b[8..12].try_into().ok()?),
+        flags: u16::from_le_bytes(b[12..14].try_into().ok()?),
+        next: u16::from_le_bytes(b[14..16].try_into().ok()?),
+    })
+}
+
+/// Walks the chain at `head` of the descriptor table at `table` (`size` entries).
+pub(crate) fn walk<M: GuestMemory>(mem: &M, table: u64, size: u16, head: u16) -> Walk {
+    let mut w = Walk::default();
+    let (mut table, mut size, mut index) = (table, size, head);
+    let mut ttl = size;
+    let mut indirect = false;
+    loop {
+        if index >= size || ttl == 0 {
+            return w;
         }
-        _ => {
-            return Parsed::Bad {
-                status: Status::Einval,
-                resp_addr: writable.and_then(resp_ok),
+        let Some(d) = read_desc(mem, table, index) else {
+            return w;
+        };
+        if d.flags & F_INDIRECT != 0 {
+            if indirect || d.len == 0 || d.len % 16 != 0 || d.len / 16 > u32::from(u16::MAX) {
+                return w;
             }
+            (table, size, index, indirect) = (d.addr, (d.len / 16) as u16, 0, true);
+            ttl = size;
+            continue;
         }
+        if w.count < 2 {
+            w.first[w.count] = Some(d);
+        }
+        w.count += 1;
+        if d.writable()
+            && d.len as usize >= RESPONSE_SIZE
+            && mem.check_range(GuestAddress(d.addr), RESPONSE_SIZE, Permissions::Write)
+        {
+            w.last_writable = Some(d.addr);
+        }
+        if d.flags & F_NEXT == 0 {
+            w.complete = true;
+            return w;
+        }
+        index = d.next;
+        ttl -= 1;
+    }
+}
+
+fn whole_buffer<M: GuestMemory>(mem: &M, d: &Desc, p: Permissions) -> bool {
+    mem.check_range(GuestAddress(d.addr), d.len as usize, p)
+}
+
+/// Reads and checks the chain at `head`. Never touches memory outside the guest.
+///
+/// A chain of the right shape whose readable buffer is not wholly in guest memory gets
+/// EFAULT in its response buffer; one whose writable buffer is not wholly inside gets
+/// EFAULT there if its first 16 bytes are (else nothing can be written). Any other
+/// shape gets EINVAL in its last writable buffer of at least 16 bytes, if any.
+pub(crate) fn parse_chain<M: GuestMemory>(mem: &M, table: u64, size: u16, head: u16) -> Parsed {
+    let w = walk(mem, table, size, head);
+    let shaped = match (w.complete, w.count, w.first) {
+        (true, 2, [Some(rd), Some(wr)])
+            if !rd.writable()
+                && rd.len as usize >= REQUEST_SIZE
+                && wr.writable()
+                && wr.len as usize >= RESPONSE_SIZE =>
+        {
+            Some((rd, wr))
+        }
+        _ => None,
     };
-    let Some(resp_addr) = resp_ok(&wr) else {
+    let Some((rd, wr)) = shaped else {
+        return Parsed::Bad {
+            status: Status::Einval,
+            resp_addr: w.last_writable,
+        };
+    };
+    let Some(resp_addr) = w.last_writable.filter(|a| *a == wr.addr) else {
         return Parsed::Bad {
             status: Status::Efault,
             resp_addr: None,
         };
     };
     let mut buf = [0u8; REQUEST_SIZE];
-    if !in_memory(mem, rd.addr(), REQUEST_SIZE, Permissions::Read)
-        || mem.read_slice(&mut buf, rd.addr()).is_err()
+    if !whole_buffer(mem, &wr, Permissions::Write)
+        || !whole_buffer(mem, &rd, Permissions::Read)
+        || mem.read_slice(&mut buf, GuestAddress(rd.addr)).is_err()
     {
         return Parsed::Bad {
             status: Status::Efault,
@@ -79,5 +166,110 @@ where
     Parsed::Call {
         req: Request::from_bytes(&buf),
         resp_addr,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_memory::GuestMemoryMmap;
+
+    const MEM: u64 = 1 << 20;
+    const TABLE: u64 = 0x1000;
+
+    fn mem() -> GuestMemoryMmap {
+        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM as usize)]).unwrap()
+    }
+
+    fn put(m: &GuestMemoryMmap, table: u64, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
+        let mut d = [0u8; 16];
+        d[0..8].copy_from_slice(&addr.to_le_bytes());
+        d[8..12].copy_from_slice(&len.to_le_bytes());
+        d[12..14].copy_from_slice(&flags.to_le_bytes());
+        d[14..16].copy_from_slice(&next.to_le_bytes());
+        m.write_slice(&d, GuestAddress(table + 16 * u64::from(i)))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_readable_buffer_of_4_gib_gets_efault_in_the_response() {
+        let m = mem();
+        put(&m, TABLE, 0, 0x8000, u32::MAX, F_NEXT, 1);
+        put(&m, TABLE, 1, 0x9000, 16, F_WRITE, 0);
+        assert_eq!(
+            parse_chain(&m, TABLE, 16, 0),
+            Parsed::Bad {
+                status: Status::Efault,
+                resp_addr: Some(0x9000)
+            }
+        );
+    }
+
+    #[test]
+    fn a_32_descriptor_indirect_chain_gets_einval_in_its_last_writable_buffer() {
+        let m = mem();
+        let ind = 0x4000;
+        for i in 0..31 {
+            put(&m, ind, i, 0x8000, 56, F_NEXT, i + 1);
+        }
+        put(&m, ind, 31, 0x9000, 16, F_WRITE, 0);
+        put(&m, TABLE, 0, ind, 32 * 16, F_INDIRECT, 0);
+        assert_eq!(
+            parse_chain(&m, TABLE, 16, 0),
+            Parsed::Bad {
+                status: Status::Einval,
+                resp_addr: Some(0x9000)
+            }
+        );
+    }
+
+    #[test]
+    fn an_indirect_pair_is_a_call() {
+        let m = mem();
+        put(&m, 0x4000, 0, 0x8000, 56, F_NEXT, 1);
+        put(&m, 0x4000, 1, 0x9000, 16, F_WRITE, 0);
+        put(&m, TABLE, 3, 0x4000, 32, F_INDIRECT, 0);
+        assert!(matches!(
+            parse_chain(&m, TABLE, 16, 3),
+            Parsed::Call {
+                resp_addr: 0x9000,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn loops_nesting_and_bad_tables_end_the_walk() {
+        let m = mem();
+        // A loop: 0 -> 1 -> 0 ...
+        put(&m, TABLE, 0, 0x8000, 56, F_NEXT, 1);
+        put(&m, TABLE, 1, 0x9000, 16, F_WRITE | F_NEXT, 0);
+        let w = walk(&m, TABLE, 16, 0);
+        assert!(!w.complete);
+        assert_eq!(w.count, 16);
+        assert_eq!(
+            parse_chain(&m, TABLE, 16, 0),
+            Parsed::Bad {
+                status: Status::Einval,
+                resp_addr: Some(0x9000)
+            }
+        );
+        // Nested indirect, and a table length not a multiple of 16.
+        put(&m, 0x4000, 0, 0x5000, 32, F_INDIRECT, 0);
+        put(&m, TABLE, 2, 0x4000, 16, F_INDIRECT, 0);
+        put(&m, TABLE, 3, 0x4000, 17, F_INDIRECT, 0);
+        put(&m, TABLE, 4, 0x4000, 0, F_INDIRECT, 0);
+        for h in [2, 3, 4, 16, u16::MAX] {
+            assert_eq!(
+                parse_chain(&m, TABLE, 16, h),
+                Parsed::Bad {
+                    status: Status::Einval,
+                    resp_addr: None
+                },
+                "head {h}"
+            );
+        }
+        // A table outside memory.
+        assert_eq!(walk(&m, MEM - 8, 16, 0).count, 0);
     }
 }

@@ -164,11 +164,122 @@ fn direct_backend_serves_queue_then_stalls_and_reconnects() {
     gw.shutdown();
 }
 
+#[test]
+fn a_silent_client_does_not_delay_the_backend() {
+    let path = sock_path("silent");
+    let mem = anon_mem();
+    let mut c = external(&path, BackendMode::Relay, None);
+    c.backend_timeout = Duration::from_secs(600);
+    let gw = Gateway::new(c, mem.clone(), None, irqs(2)).unwrap();
+    let f = gw.function();
+    let silent: Vec<_> = (0..4)
+        .map(|_| UnixStream::connect(&path).unwrap())
+        .collect();
+    let opts = BackendOptions::new(&path, BackendMode::Relay);
+    let o2 = opts.clone();
+    let t = std::thread::spawn(move || run_backend(&o2));
+    let start = std::time::Instant::now();
+    let put = req(0x100, [1, 10, 0, 0, 0, 0]);
+    until(|| sync_call(&f, &mem, 0x8000, &put).status == Status::Ok);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(silent);
+    opts.stop.store(true, Ordering::Relaxed);
+    t.join().unwrap().unwrap();
+    gw.shutdown();
+}
+
+#[test]
+fn the_backend_socket_is_private_and_not_taken_over() {
+    use std::os::unix::fs::MetadataExt;
+    let path = sock_path("private");
+    let mem = anon_mem();
+    let gw = Gateway::new(
+        external(&path, BackendMode::Relay, None),
+        mem.clone(),
+        None,
+        irqs(2),
+    )
+    .unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+    let second = Gateway::new(
+        external(&path, BackendMode::Relay, None),
+        anon_mem(),
+        None,
+        irqs(2),
+    );
+    let e = second.expect_err("a live path is refused");
+    assert!(
+        format!("{:?}", e).contains("InUse"),
+        "{e}: {:?}",
+        std::error::Error::source(&e)
+    );
+    gw.shutdown();
+    let file = sock_path("regular");
+    std::fs::write(&file, b"keep").unwrap();
+    assert!(Gateway::new(
+        external(&file, BackendMode::Relay, None),
+        anon_mem(),
+        None,
+        irqs(2)
+    )
+    .is_err());
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+    let _ = std::fs::remove_file(&file);
+}
+
+#[test]
+fn stop_does_not_wait_for_a_stalled_backend() {
+    let path = sock_path("stalled-stop");
+    let mem = anon_mem();
+    let mut c = external(&path, BackendMode::Relay, None);
+    c.backend_timeout = Duration::from_secs(600);
+    let gw = Gateway::new(c, mem.clone(), None, irqs(2)).unwrap();
+    let f = gw.function();
+    // A backend that says HELLO and never answers.
+    let fake = UnixStream::connect(&path).unwrap();
+    let hello = Msg::Hello {
+        magic: proto::MAGIC,
+        version: proto::PROTOCOL_VERSION,
+        mode: proto::MODE_RELAY,
+    };
+    proto::send(&fake, &hello, &[]).unwrap();
+    assert!(matches!(proto::recv(&fake).unwrap().0, Msg::Welcome { .. }));
+    let (f2, m2) = (f.clone(), mem.clone());
+    let vcpu = std::thread::spawn(move || {
+        let r = sync_call(&f2, &m2, 0x8000, &req(0x100, [1, 2, 0, 0, 0, 0]));
+        (r, std::time::Instant::now())
+    });
+    assert!(matches!(proto::recv(&fake).unwrap().0, Msg::Request { .. }));
+    std::thread::sleep(Duration::from_millis(100));
+    let stopped = std::time::Instant::now();
+    gw.stopper().stop();
+    let (resp, back) = vcpu.join().unwrap();
+    assert_eq!(resp, Response::err(Status::Ebusy));
+    assert!(
+        back.duration_since(stopped) < Duration::from_millis(500),
+        "{:?}",
+        back.duration_since(stopped)
+    );
+    // New calls do not wait either; shutdown is prompt.
+    assert_eq!(
+        sync_call(&f, &mem, 0x8000, &req(0x100, [1, 2, 0, 0, 0, 0])),
+        Response::err(Status::Ebusy)
+    );
+    let t = std::time::Instant::now();
+    gw.shutdown();
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    drop(fake);
+}
+
 /// A vCPU waiting in CALL_LO for a silent backend holds up neither another vCPU's call
 /// nor the function's other registers nor its config space (no lock across the wait).
 #[test]
 fn a_call_waiting_for_a_silent_backend_blocks_nobody_else() {
-    let path = sock_path("silent");
+    let path = sock_path("silent-call");
     let mem = anon_mem();
     let mut cfg = external(&path, BackendMode::Relay, None);
     cfg.backend_timeout = Duration::from_secs(3);

@@ -204,3 +204,30 @@ fn disabling_and_reenabling_a_queue() {
     assert_eq!(d.response(&mem, s), Response::ok(4));
     gw.shutdown();
 }
+
+#[test]
+fn rings_at_guest_physical_address_zero_are_served() {
+    // Each ring in turn at GPA 0, the others where the driver puts them.
+    for which in 0..3u64 {
+        let mem = anon_mem();
+        let gw = Gateway::new(config(), mem.clone(), None, irqs(2)).unwrap();
+        let f = gw.function();
+        let mut d = RingDriver::new(0x10000, 16);
+        match which {
+            0 => d.desc = 0,
+            1 => d.avail = 0,
+            _ => d.used = 0,
+        }
+        setup_queue(&f, 0, &d, 0);
+        let s = d.post(&mem, &req(1, [which, 0, 0, 0, 0, 0])).unwrap();
+        kick(&f, 0);
+        let used = wait_used(&mut d, &mem, 1);
+        assert_eq!(used.len(), 1, "ring {which} at 0");
+        assert_eq!(
+            d.response(&mem, s),
+            Response::ok(which as i64),
+            "ring {which} at 0"
+        );
+        gw.shutdown();
+    }
+}

@@ -84,3 +84,53 @@ fn sync_builtins_and_errors() {
     );
     gw.shutdown();
 }
+
+/// Counts log lines containing a marker (installed once per test binary).
+struct LineCounter;
+
+static LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+impl log::Log for LineCounter {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Warn
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            LINES.lock().unwrap().push(r.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+#[test]
+fn a_flood_of_bad_call_blocks_logs_a_bounded_number_of_lines() {
+    static COUNTER: LineCounter = LineCounter;
+    let _ = log::set_logger(&COUNTER);
+    log::set_max_level(log::LevelFilter::Warn);
+    let mem = anon_mem();
+    let gw = Gateway::new(config(), mem.clone(), None, irqs(2)).unwrap();
+    let f = gw.function();
+    let bad = MEM + 0x77_7000;
+    let start = std::time::Instant::now();
+    for _ in 0..200_000 {
+        w32(&f, reg::CALL_HI, 0);
+        w32(&f, reg::CALL_LO, bad as u32);
+    }
+    let secs = start.elapsed().as_secs() + 1;
+    let marker = format!("{bad:#x}");
+    let n = LINES
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains(&marker))
+        .count() as u64;
+    assert!(n >= 1, "the first lines are logged");
+    assert!(n <= 5 * (secs + 1), "{n} lines in {secs} s");
+    assert!(guard::log_summary() > 0, "a summary announces the rest");
+    assert!(LINES
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("guest-triggered log lines suppressed")));
+    gw.shutdown();
+}

@@ -100,9 +100,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
                 text,
                 text.len(),
                 format!(
-                    "the configuration is not UTF-8: byte {:#04x} at offset {}",
-                    bytes[e.valid_up_to()],
-                    e.valid_up_to()
+                    "invalid UTF-8 (byte {:#04x}); the configuration must be UTF-8 text",
+                    bytes[e.valid_up_to()]
                 ),
             ));
         }

@@ -288,6 +288,6 @@ fn unknown_top_level_tables_and_non_utf8_are_placed() {
     std::fs::write(&p, bytes).unwrap();
     let e = load(&p).expect_err("not UTF-8");
     assert_eq!((e.line, e.column), (3, 13), "{e}");
-    assert!(e.message.contains("not UTF-8: byte 0xff"), "{e}");
+    assert!(e.message.contains("invalid UTF-8 (byte 0xff)"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

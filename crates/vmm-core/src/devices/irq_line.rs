@@ -36,7 +36,11 @@ impl KvmIrqLine {
 impl IrqLine for KvmIrqLine {
     fn set_level(&self, high: bool) {
         if let Err(e) = self.vm.set_irq_line(self.gsi, high) {
-            log::warn!("KVM_IRQ_LINE gsi {} level {high}: {e}", self.gsi);
+            guard::guest_log!(
+                log::Level::Warn,
+                "KVM_IRQ_LINE gsi {} level {high}: {e}",
+                self.gsi
+            );
         }
     }
 }

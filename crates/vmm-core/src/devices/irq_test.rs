@@ -8,17 +8,24 @@
 //! |---|---|---|---|
 //! | 0x00 | ID | R | 0x49525154 |
 //! | 0x04 | VECTOR | RW | vector the next FIRE uses |
-//! | 0x08 | FIRE | W | ask the backend thread to fire N interrupts on VECTOR |
-//! | 0x0C | FIRED | R | interrupts fired so far, in total |
-//! | 0x10 | PENDING | R | requested, not yet fired |
+//! | 0x08 | FIRE | W | ask the backend thread to fire N interrupts on VECTOR; 0 cancels every request not yet fired |
+//! | 0x0C | FIRED | R | interrupts fired so far, in total (low 32 bits) |
+//! | 0x10 | PENDING | R | requested, not yet fired (low 32 bits) |
 //! | 0x14 | VECTORS | R | number of vectors |
 //! | 0x18 | MODE | RW | 0 irqfd (the IrqHandle), 1 KVM_SIGNAL_MSI from the backend thread, 2 the userspace exit path: the VMM kicks the destination vCPU out of KVM_RUN and its thread injects |
+//! | 0x1C | PENDING_HI | R | high 32 bits of PENDING as of the last PENDING read |
+//!
+//! At most [`MAX_REQUESTS`] FIRE requests wait at once; a FIRE beyond that is dropped
+//! (PENDING does not grow, the drop is logged rate-limited). The backend thread checks
+//! for cancellation between interrupts, and the userspace path's queue is bounded
+//! ([`crate::inject::QUEUE_LIMIT`]), so no request a guest makes holds unbounded memory
+//! or keeps the VM from stopping.
 //!
 //! Modes 1 and 2 exist to compare paths; they deliver only to an enabled, unmasked
 //! vector and otherwise fall back to the IrqHandle (whose pending bit hardware-like
 //! masking relies on).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -40,6 +47,8 @@ pub const DEVICE_ID: u16 = 0x4954;
 pub const MAGIC: u32 = 0x4952_5154;
 const REGS_IO_SIZE: u64 = 32;
 const REGS_MEM_SIZE: u64 = 4096;
+/// FIRE requests that may wait at once.
+pub const MAX_REQUESTS: usize = 64;
 
 #[derive(Default)]
 struct Regs {
@@ -47,14 +56,28 @@ struct Regs {
     mode: AtomicU32,
     fired: AtomicU64,
     pending: AtomicU64,
+    /// PENDING's high half, latched by a PENDING read.
+    pending_hi: AtomicU32,
+    /// Bumped by a FIRE of 0: requests of an older generation are dropped.
+    generation: AtomicU64,
+    /// Set when the device goes away: the backend thread ends.
+    closed: std::sync::atomic::AtomicBool,
 }
 
-/// A firing request: vector, count, mode, and the message to use for modes 1 and 2.
+impl Regs {
+    fn cancelled(&self, generation: u64) -> bool {
+        self.closed.load(Ordering::Relaxed) || self.generation.load(Ordering::Relaxed) != generation
+    }
+}
+
+/// A firing request: vector, count, mode, the message to use for modes 1 and 2, and the
+/// generation it belongs to.
 struct Fire {
     vector: u16,
     count: u32,
     mode: u32,
     message: Option<MsiMessage>,
+    generation: u64,
 }
 
 /// The irq-test function.
@@ -63,26 +86,28 @@ pub struct IrqTest {
     regs: Arc<Regs>,
     vectors: u16,
     tx: Sender<Fire>,
-    stop: Arc<AtomicBool>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 /// Stops the irq-test backend thread (teardown): pending firing work is abandoned.
 pub struct FiringStop {
     tx: Sender<Fire>,
-    stop: Arc<AtomicBool>,
+    regs: Arc<Regs>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl FiringStop {
     /// Asks the backend thread to stop, wakes it, and joins it.
     pub fn stop(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = self.tx.send(Fire {
+        self.regs.closed.store(true, Ordering::SeqCst);
+        // Wakes a backend waiting for a request; a full queue means it is not waiting
+        // (it finds every queued request cancelled, then ends).
+        let _ = self.tx.try_send(Fire {
             vector: 0,
             count: 0,
             mode: 0,
             message: None,
+            generation: 0,
         });
         let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(t) = thread {
@@ -135,13 +160,11 @@ impl IrqTest {
         config.set_pending_bits(Arc::new(HandlesPending(handles.clone())));
 
         let regs = Arc::new(Regs::default());
-        let (tx, rx) = crossbeam_channel::unbounded::<Fire>();
+        let (tx, rx) = crossbeam_channel::bounded::<Fire>(MAX_REQUESTS);
         let r = regs.clone();
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
         let thread = std::thread::Builder::new()
             .name("irq-test".into())
-            .spawn(move || backend(rx, handles, chip, injector, r, s))
+            .spawn(move || backend(rx, handles, chip, injector, r))
             .map_err(|e| Error::Io {
                 what: "spawning the irq-test backend".into(),
                 source: e,
@@ -151,7 +174,6 @@ impl IrqTest {
             regs,
             vectors: msix_vectors.max(msi_vectors),
             tx,
-            stop,
             thread: Arc::new(Mutex::new(Some(thread))),
         })
     }
@@ -160,7 +182,7 @@ impl IrqTest {
     pub fn stopper(&self) -> FiringStop {
         FiringStop {
             tx: self.tx.clone(),
-            stop: self.stop.clone(),
+            regs: self.regs.clone(),
             thread: self.thread.clone(),
         }
     }
@@ -171,7 +193,12 @@ impl IrqTest {
             0x00 => MAGIC,
             0x04 => r.vector.load(Ordering::Relaxed),
             0x0c => r.fired.load(Ordering::Acquire) as u32,
-            0x10 => r.pending.load(Ordering::Acquire) as u32,
+            0x10 => {
+                let p = r.pending.load(Ordering::Acquire);
+                r.pending_hi.store((p >> 32) as u32, Ordering::Relaxed);
+                p as u32
+            }
+            0x1c => r.pending_hi.load(Ordering::Relaxed),
             0x14 => self.vectors as u32,
             0x18 => r.mode.load(Ordering::Relaxed),
             _ => 0,
@@ -193,12 +220,23 @@ impl IrqTest {
                     .filter(|s| !s.masked)
                     .and_then(|s| s.message);
                 r.pending.fetch_add(v as u64, Ordering::AcqRel);
-                let _ = self.tx.send(Fire {
+                let fire = Fire {
                     vector,
                     count: v,
                     mode,
                     message,
-                });
+                    generation: r.generation.load(Ordering::Relaxed),
+                };
+                if self.tx.try_send(fire).is_err() {
+                    r.pending.fetch_sub(v as u64, Ordering::AcqRel);
+                    guard::guest_log!(
+                        log::Level::Warn,
+                        "irq-test: {MAX_REQUESTS} FIRE requests already wait; FIRE {v} dropped"
+                    );
+                }
+            }
+            0x08 => {
+                r.generation.fetch_add(1, Ordering::AcqRel);
             }
             0x18 => r.mode.store(v.min(2), Ordering::Relaxed),
             _ => {}
@@ -212,29 +250,40 @@ fn backend(
     chip: Arc<dyn IrqChip>,
     injector: Arc<ExitInjector>,
     regs: Arc<Regs>,
-    stop: Arc<AtomicBool>,
 ) {
     for f in rx {
-        for _ in 0..f.count {
-            if stop.load(Ordering::Relaxed) {
-                return;
-            }
+        let mut left = f.count;
+        let cancelled = || regs.cancelled(f.generation);
+        while left > 0 && !cancelled() {
             match (f.mode, f.message, handles.get(f.vector as usize)) {
                 (1, Some(m), _) => {
                     let _ = chip.signal_msi(m);
                 }
-                (2, Some(m), _) => injector.post(m),
+                (2, Some(m), _) => {
+                    if !injector.post(m, cancelled) {
+                        break;
+                    }
+                }
                 (_, _, Some(h)) => {
                     let _ = h.trigger();
                 }
                 (_, _, None) => {} // a vector the device does not have: nothing to fire
             }
+            left -= 1;
             regs.fired.fetch_add(1, Ordering::AcqRel);
             regs.pending.fetch_sub(1, Ordering::AcqRel);
         }
-        if stop.load(Ordering::Relaxed) {
+        // Cancelled: what was not fired is no longer pending.
+        regs.pending.fetch_sub(left as u64, Ordering::AcqRel);
+        if regs.closed.load(Ordering::Relaxed) {
             return;
         }
+    }
+}
+
+impl Drop for IrqTest {
+    fn drop(&mut self) {
+        self.regs.closed.store(true, Ordering::Relaxed);
     }
 }
 
@@ -269,5 +318,104 @@ impl PciFunction for IrqTest {
     }
     fn name(&self) -> &str {
         "irq-test"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use irq_router::{DeliveryMode, IrqRouter, RecordingIrqChip, RouterConfig};
+    use pci_emu::Bdf;
+    use std::time::{Duration, Instant};
+
+    fn device() -> IrqTest {
+        let chip: Arc<dyn IrqChip> = Arc::new(RecordingIrqChip::new());
+        let mut r = IrqRouter::new(
+            chip.clone(),
+            RouterConfig {
+                vm: "t".into(),
+                max_routes: 4096,
+                mode: DeliveryMode::Irqfd,
+            },
+        )
+        .unwrap();
+        let h = r
+            .add_device(Bdf::new(0, 3, 0).unwrap(), "irq-test", 4)
+            .unwrap();
+        IrqTest::new(4, 4, h, chip.clone(), Arc::new(ExitInjector::new(chip))).unwrap()
+    }
+
+    fn w(d: &mut IrqTest, off: u64, v: u32) {
+        d.bar_write(0, off, &v.to_le_bytes());
+    }
+
+    fn r(d: &mut IrqTest, off: u64) -> u32 {
+        let mut b = [0u8; 4];
+        d.bar_read(0, off, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn pending(d: &mut IrqTest) -> u64 {
+        let lo = r(d, 0x10) as u64;
+        lo | (r(d, 0x1c) as u64) << 32
+    }
+
+    fn until(mut f: impl FnMut() -> bool) -> bool {
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    #[test]
+    fn pending_reads_in_full_and_fire_zero_cancels() {
+        let mut d = device();
+        w(&mut d, 0x08, u32::MAX);
+        w(&mut d, 0x08, u32::MAX);
+        let p = pending(&mut d);
+        assert!(p > u32::MAX as u64, "pending {p:#x}");
+        w(&mut d, 0x08, 0);
+        assert!(
+            until(|| pending(&mut d) == 0),
+            "cancel left {:#x}",
+            pending(&mut d)
+        );
+        let fired = r(&mut d, 0x0c);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(r(&mut d, 0x0c), fired, "nothing fires after a cancel");
+        // New requests after the cancel are served.
+        w(&mut d, 0x08, 3);
+        assert!(until(|| r(&mut d, 0x0c) == fired.wrapping_add(3)));
+    }
+
+    #[test]
+    fn waiting_requests_are_bounded() {
+        let mut d = device();
+        for _ in 0..10 * MAX_REQUESTS {
+            w(&mut d, 0x08, u32::MAX);
+        }
+        let p = pending(&mut d);
+        assert!(
+            p <= (MAX_REQUESTS as u64 + 1) * u32::MAX as u64,
+            "pending {p:#x}"
+        );
+        w(&mut d, 0x08, 0);
+        assert!(until(|| pending(&mut d) == 0));
+    }
+
+    #[test]
+    fn dropping_the_device_ends_its_work() {
+        let mut d = device();
+        w(&mut d, 0x08, u32::MAX);
+        let regs = d.regs.clone();
+        drop(d);
+        assert!(until(|| regs.pending.load(Ordering::Relaxed) == 0));
+        let f = regs.fired.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(regs.fired.load(Ordering::Relaxed), f);
     }
 }

@@ -118,7 +118,7 @@ impl BusDevice for SerialConsole {
         if data.len() == 1 && offset < 8 {
             let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(e) = s.write(offset as u8, data[0]) {
-                log::warn!("serial: {e:?}");
+                guard::guest_log!(log::Level::Warn, "serial: {e:?}");
             }
         }
     }

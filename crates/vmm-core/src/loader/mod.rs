@@ -1,9 +1,11 @@
 //! Guest image loaders.
 
 mod elf;
+mod image_file;
 mod modules;
 mod multiboot;
 
+pub use image_file::read_image;
 pub use modules::{load_modules, LoadedModules, Module};
 pub use multiboot::{
     load_multiboot, write_boot_info, write_multiboot_info, BootInfo, LoadedImage, CMDLINE_MAX,

@@ -13,6 +13,7 @@ mod access;
 mod build;
 mod firmware;
 mod ioevent;
+mod kept;
 mod platform;
 
 pub use access::{BarRegion, CamPort, EcamWindow};

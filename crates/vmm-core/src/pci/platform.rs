@@ -8,6 +8,7 @@ use kvm_ioctls::IoEventAddress;
 use pci_emu::{BarChange, Bdf, FunctionEvent, IoEventSpec, PciBus, PciEvent, PciFunction};
 
 use super::access::BarRegion;
+use super::kept::{Kept, KeptIoEvents};
 use super::IoEvents;
 use crate::bus::Bus;
 use crate::Result;
@@ -40,6 +41,8 @@ pub struct PciPlatform {
     ioevents: Arc<dyn IoEvents>,
     router: Arc<Mutex<IrqRouter>>,
     placed: Mutex<HashMap<(Bdf, u8), Placed>>,
+    /// Doorbells left registered at BARs' previous addresses (see `kept.rs`).
+    kept: Mutex<KeptIoEvents>,
     me: Weak<PciPlatform>,
     pub(crate) config_accesses: ConfigAccesses,
     overlaps: metrics::Counter,
@@ -69,6 +72,7 @@ impl PciPlatform {
             ioevents,
             router,
             placed: Mutex::new(HashMap::new()),
+            kept: Mutex::new(KeptIoEvents::default()),
             me: me.clone(),
             config_accesses: ConfigAccesses {
                 cam_read: c("cam", "read"),
@@ -121,7 +125,12 @@ impl PciPlatform {
                 FunctionEvent::Vector(_) => {
                     let mut router = self.router.lock().unwrap_or_else(|e| e.into_inner());
                     if let Err(e) = router.apply(ev) {
-                        log::error!("{}: interrupt routing for {}: {e}", self.vm, ev.bdf);
+                        guard::guest_log!(
+                            log::Level::Error,
+                            "{}: interrupt routing for {}: {e}",
+                            self.vm,
+                            ev.bdf
+                        );
                     }
                 }
                 FunctionEvent::Command { .. } => {}
@@ -137,6 +146,27 @@ impl PciPlatform {
         }
     }
 
+    /// Deassigns doorbells that are no longer kept.
+    fn deassign(&self, gone: Vec<Kept>) {
+        for k in gone {
+            let s = &k.spec;
+            if let Err(e) = self.ioevents.unregister(&s.fd, k.addr, s.len, s.datamatch) {
+                guard::guest_log!(
+                    log::Level::Error,
+                    "{}: {} BAR{}: {e}",
+                    self.vm,
+                    k.owner.0,
+                    k.owner.1
+                );
+            }
+        }
+    }
+
+    /// Doorbells kept registered at BARs' previous addresses.
+    pub fn kept_doorbells(&self) -> usize {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     fn move_bar(&self, bdf: Bdf, c: BarChange) {
         let function = self.bus().function(bdf);
         let specs: Vec<IoEventSpec> = function
@@ -147,11 +177,12 @@ impl PciPlatform {
             .filter(|s| s.bar == c.index)
             .collect();
         let mut placed = self.placed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = placed.remove(&(bdf, c.index)) {
-            for (addr, s) in &old.ioevents {
-                if let Err(e) = self.ioevents.unregister(&s.fd, *addr, s.len, s.datamatch) {
-                    log::error!("{}: {bdf} BAR{}: {e}", self.vm, c.index);
-                }
+            // The doorbells stay registered where they were (see `kept.rs`).
+            for (addr, s) in old.ioevents {
+                let over = kept.keep((bdf, c.index), addr, s);
+                self.deassign(over);
             }
             if old.mapped {
                 self.space(old.memory).remove(old.base);
@@ -184,17 +215,28 @@ impl PciPlatform {
         // Overlaps: the range mapped first keeps the addresses; the newcomer is left
         // unmapped (and its doorbells unregistered) until the guest moves it again.
         let shadows_ram = memory && base < self.ram_size;
+        // Doorbells this BAR gets back where they already are; any other kept doorbell
+        // inside the new range goes before the range is mapped.
+        let reused: Vec<bool> = specs
+            .iter()
+            .map(|s| !shadows_ram && kept.reuse(ioevent_addr(memory, base + s.offset), s))
+            .collect();
+        if !shadows_ram {
+            let stale = kept.evict(memory, base, c.size);
+            self.deassign(stale);
+        }
         let mapped = !shadows_ram
             && match self.space(memory).insert(base, c.size, &name, region) {
                 Ok(()) => true,
                 Err(e) => {
-                    log::warn!("{}: {e}; {name} left unmapped", self.vm);
+                    guard::guest_log!(log::Level::Warn, "{}: {e}; {name} left unmapped", self.vm);
                     false
                 }
             };
         if !mapped {
             if shadows_ram {
-                log::warn!(
+                guard::guest_log!(
+                    log::Level::Warn,
                     "{}: {name} at {base:#x} overlaps RAM; left unmapped",
                     self.vm
                 );
@@ -202,17 +244,27 @@ impl PciPlatform {
             self.overlaps.increment(1);
         }
         let mut ioevents = Vec::new();
-        if mapped {
-            for s in specs {
-                let a = base + s.offset;
-                let addr = if memory {
-                    IoEventAddress::Mmio(a)
-                } else {
-                    IoEventAddress::Pio(a)
-                };
+        for (s, reused) in specs.into_iter().zip(reused) {
+            let a = base + s.offset;
+            let addr = ioevent_addr(memory, a);
+            if reused && mapped {
+                ioevents.push((addr, s));
+                continue;
+            }
+            if reused {
+                // Mapped nowhere after all: keep it registered, as before the move.
+                let over = kept.keep((bdf, c.index), addr, s);
+                self.deassign(over);
+                continue;
+            }
+            if mapped {
                 match self.ioevents.register(&s.fd, addr, s.len, s.datamatch) {
                     Ok(()) => ioevents.push((addr, s)),
-                    Err(e) => log::error!("{}: {name} doorbell at {a:#x}: {e}", self.vm),
+                    Err(e) => guard::guest_log!(
+                        log::Level::Error,
+                        "{}: {name} doorbell at {a:#x}: {e}",
+                        self.vm
+                    ),
                 }
             }
         }
@@ -266,5 +318,13 @@ impl PciPlatform {
                 ptr = hdr[1] & 0xfc;
             }
         }
+    }
+}
+
+fn ioevent_addr(memory: bool, a: u64) -> IoEventAddress {
+    if memory {
+        IoEventAddress::Mmio(a)
+    } else {
+        IoEventAddress::Pio(a)
     }
 }

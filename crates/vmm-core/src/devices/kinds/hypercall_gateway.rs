@@ -128,6 +128,10 @@ impl PciDeviceSpec for GatewaySpec {
             detail: e.to_string(),
         })?;
         let function = gw.function();
+        // A stop request ends every synchronous wait for a service at once (EBUSY), so a
+        // vCPU stuck behind a stalled backend does not delay the stop.
+        let stopper = gw.stopper();
+        w.control.on_stop(move || stopper.stop());
         w.services
             .on_stop(format!("hypercall-gateway {bdf}"), move || gw.shutdown());
         Ok(function)
