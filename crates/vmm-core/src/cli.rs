@@ -128,10 +128,12 @@ fn fail(e: &Error) -> i32 {
 }
 
 fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>) -> i32 {
+    vmm_core::startup::mark("main");
     let config = match load(&path) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    vmm_core::startup::mark("config loaded");
     let listen = metrics.or(config.metrics_listen);
     // Metrics are recorded when something reads them: an endpoint or the dashboard.
     let exporter = if listen.is_some() || tui {
@@ -145,6 +147,7 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>) -> i32 {
     } else {
         None
     };
+    vmm_core::startup::mark("exporter bound");
     if let Some(addr) = exporter.as_ref().and_then(|e| e.local_addr()) {
         eprintln!("kvmbus: metrics at http://{addr}/metrics");
     }
@@ -167,6 +170,7 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>) -> i32 {
     } else {
         vmm_core::logger::init(None);
     }
+    vmm_core::startup::mark("logger");
     let vm = match Vm::new(config) {
         Ok(vm) => vm,
         Err(e) => return fail(&e),
@@ -191,6 +195,7 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>) -> i32 {
     if let Some(p) = serial_note {
         eprintln!("kvmbus: guest serial output is in {}", p.display());
     }
+    vmm_core::startup::mark("run returned");
     match result {
         Ok(reason) => {
             let code = reason.exit_code();
