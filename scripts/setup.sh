@@ -2,9 +2,10 @@
 # Installs what a fresh Debian machine lacks to build, run and test kvmbus:
 # gcc/binutils (the built-in guests), QEMU (side-by-side runs), pciutils (lspci checks
 # of PCI config dumps), prometheus (promtool and a real server scraping kvmbus), tmux
-# (driving the dashboard as a person does). Idempotent; needs root for apt-get.
+# (driving the dashboard as a person does), acpica-tools (iasl decodes the ACPI tables in
+# a test). Idempotent; needs root for apt-get.
 set -euo pipefail
-pkgs=(gcc binutils qemu-system-x86 pciutils prometheus tmux curl)
+pkgs=(gcc binutils qemu-system-x86 pciutils prometheus tmux curl acpica-tools)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,10 +3,14 @@
 //! Tests that need /dev/kvm print `SKIP (no /dev/kvm): <name>` and return where it is
 //! missing; on the development and CI machines it is present and they run.
 
+mod acpi;
 mod boot;
 mod common;
+mod fleet;
+mod fwcfg;
 mod hypercall;
 mod irq;
 mod lifecycle;
 mod monitor;
 mod pci;
+mod testdev;

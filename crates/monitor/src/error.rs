@@ -14,6 +14,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The http_sd listener could not bind its address.
+    #[error("cannot listen for http_sd on {addr}")]
+    SdBind {
+        /// The address that was asked for.
+        addr: SocketAddr,
+        /// Why the bind failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// A global metrics recorder is already installed in this process.
     #[error("a metrics recorder is already installed")]
     AlreadyInstalled,
@@ -63,6 +72,23 @@ pub enum Error {
     /// A thread panicked while the dashboard ran; the terminal was restored.
     #[error("a thread panicked; the dashboard stopped")]
     Panicked,
+    /// A `--match` selector is not `{label matchers}`.
+    #[error("bad selector {0:?}; expected {{label=\"value\", ...}}")]
+    BadSelector(String),
+    /// A Prometheus server's answer was unusable.
+    #[error("Prometheus: {0}")]
+    Prometheus(String),
+    /// A service-discovery file could not be written or removed.
+    #[error("SD file {path}: {what}")]
+    Sd {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The terminal could not be set up, drawn or restored.
     #[error("terminal error")]
     Terminal(#[source] std::io::Error),

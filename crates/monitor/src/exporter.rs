@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, Prometheu
 use crate::catalog::describe_catalog;
 use crate::http_server;
 use crate::{Error, Result};
+use std::sync::Arc;
 
 /// Histogram bucket bounds in seconds, 1 µs to 1 s (1-2-5 steps).
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -72,7 +73,12 @@ impl Exporter {
                     addr: SocketAddr::from(([0, 0, 0, 0], 0)),
                     source,
                 })?;
-                http_server::spawn(listener, handle.clone())?;
+                let render = handle.clone();
+                let handler: http_server::Handler = Arc::new(move |path: &str| {
+                    matches!(path, "/metrics" | "/")
+                        .then(|| (http_server::TEXT_FORMAT, render.render()))
+                });
+                http_server::spawn(listener, "metrics-http", handler)?;
                 log::info!("metrics: serving http://{addr}/metrics");
                 Some(addr)
             }

@@ -22,6 +22,9 @@ mod http_server;
 mod kvm_stats;
 pub mod model;
 pub mod names;
+mod promql;
+mod sd;
+mod sd_serve;
 mod signals;
 mod source;
 mod tui;
@@ -30,6 +33,13 @@ pub use catalog::{describe_catalog, Kind, CATALOG};
 pub use error::{Error, Result};
 pub use exporter::{Exporter, DEFAULT_LISTEN, LATENCY_BUCKETS};
 pub use kvm_stats::{get_stats_fd, spawn_stats_sampler, KvmStats, StatsScope};
+pub use promql::PromQuery;
+/// The regex type of [`LogOptions::fields`].
+pub use regex::Regex;
+pub use sd::{read_targets, sd_target, targets_json, SdRegistration, TargetGroup};
+pub use sd_serve::{serve_sd, SD_DEFAULT_LISTEN};
 pub use signals::stop_on_signals;
 pub use source::{Fetched, Source};
-pub use tui::{run_tui, snapshot_text, snapshot_text_with, TuiOptions};
+pub use tui::{
+    run_log, run_tui, snapshot_text, snapshot_text_opts, snapshot_text_with, LogOptions, TuiOptions,
+};

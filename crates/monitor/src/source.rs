@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::model::Snapshot;
-use crate::{http_client, Error, Exporter, Result};
+use crate::{http_client, Error, Exporter, PromQuery, Result};
 
 /// A metrics source.
 #[derive(Clone)]
@@ -13,6 +13,9 @@ pub enum Source {
     /// Scrape endpoints (`kvmbus top URL...`), e.g. `http://127.0.0.1:9464/metrics` or
     /// `127.0.0.1:9464`; one per VM, merged by their `vm` label.
     Http(Vec<String>),
+    /// A Prometheus server's HTTP API (`kvmbus top --prometheus URL [--match SELECTOR]`):
+    /// every VM it scrapes, across hosts.
+    Prometheus(PromQuery),
 }
 
 impl std::fmt::Debug for Source {
@@ -53,11 +56,18 @@ impl Source {
         Ok(Source::Http(urls))
     }
 
+    /// A Prometheus source: `url` of the server, `selector` of label matchers.
+    pub fn prometheus(url: &str, selector: Option<&str>) -> Result<Source> {
+        PromQuery::new(url, selector).map(Source::Prometheus)
+    }
+
     /// A short description for the title bar.
     pub fn describe(&self) -> String {
         match self {
             Source::InProcess(_) => "in-process".into(),
             Source::Http(urls) => urls.join(" "),
+            Source::Prometheus(q) if q.matchers.is_empty() => format!("prometheus {}", q.base),
+            Source::Prometheus(q) => format!("prometheus {} {{{}}}", q.base, q.matchers),
         }
     }
 
@@ -103,6 +113,7 @@ impl Source {
                 .iter()
                 .map(|u| http_client::get(u).and_then(|t| Snapshot::parse(&t)))
                 .collect(),
+            Source::Prometheus(q) => vec![q.fetch()],
         }
     }
 }

@@ -35,5 +35,5 @@ pub use host_bridge::HostBridge;
 pub use msix::MsixLayout;
 pub use types::{
     BarChange, BarKind, Bdf, BdfParseError, FunctionEvent, IoEventSpec, IrqSource, MsiMessage,
-    PciEvent, PciFunction, VectorChange,
+    PciEvent, PciFunction, UnlockedBar, VectorChange,
 };

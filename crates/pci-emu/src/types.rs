@@ -194,4 +194,20 @@ pub trait PciFunction: Send {
     }
     /// A short name for logs and metrics labels (e.g. "hypercall-gateway").
     fn name(&self) -> &str;
+    /// Registers of BAR `bar` that are served without the function's lock (see
+    /// [`UnlockedBar`]), or `None`. Asked once when the BAR is mapped.
+    fn unlocked_bar(&self, _bar: u8) -> Option<std::sync::Arc<dyn UnlockedBar>> {
+        None
+    }
+}
+
+/// Registers of a BAR with their own synchronization, served without the function's
+/// lock: an access that may block (a synchronous hypercall waiting for its service) then
+/// holds up neither other vCPUs' accesses to the function nor its config space.
+pub trait UnlockedBar: Send + Sync {
+    /// Reads at `offset`; `false` when the register is not one of these (the function
+    /// then serves it under its lock).
+    fn read(&self, offset: u64, data: &mut [u8]) -> bool;
+    /// Writes at `offset`; `false` when the register is not one of these.
+    fn write(&self, offset: u64, data: &[u8]) -> bool;
 }

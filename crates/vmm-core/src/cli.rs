@@ -30,6 +30,10 @@ enum Command {
         /// Serve Prometheus metrics on ADDR (overrides `[metrics] listen`).
         #[arg(long, value_name = "ADDR")]
         metrics: Option<SocketAddr>,
+        /// Register the metrics endpoint for Prometheus as DIR/NAME.json (file_sd),
+        /// removed when the VM ends.
+        #[arg(long, value_name = "DIR")]
+        sd_dir: Option<PathBuf>,
     },
     /// Live dashboard of running kvmbus VMs, attached to their metrics endpoints.
     Top {
@@ -42,7 +46,28 @@ enum Command {
         /// Seconds between refreshes.
         #[arg(long, default_value_t = 1.0)]
         refresh: f64,
+        /// Read every VM from a Prometheus server's HTTP API instead of endpoints.
+        #[arg(long, value_name = "URL", conflicts_with = "urls")]
+        prometheus: Option<String>,
+        /// With --prometheus: label matchers choosing VMs, e.g. '{host=~"a|b"}'.
+        #[arg(long = "match", value_name = "SELECTOR", requires = "prometheus")]
+        selector: Option<String>,
+        /// Logging mode, as kvm_stat -l: a line of per-interval increases per refresh.
+        #[arg(short = 'l', long, conflicts_with = "once")]
+        log: bool,
+        /// Logging mode with comma-separated values.
+        #[arg(long, conflicts_with = "once")]
+        csv: bool,
+        /// Leave out lines (--log) or rows (--once) whose values are all zero.
+        #[arg(short = 'z', long)]
+        skip_zero: bool,
+        /// Only log fields whose name (e.g. demo.exits_io) matches this regex.
+        #[arg(long, value_name = "REGEX")]
+        fields: Option<String>,
     },
+    /// Prometheus service discovery of this host's VMs.
+    #[command(subcommand)]
+    Sd(SdCommand),
     /// Validate a configuration and print it resolved.
     Check {
         /// The TOML configuration.
@@ -85,6 +110,20 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum SdCommand {
+    /// Serve the SD directory's `<vm>.json` files for Prometheus' `http_sd_configs`
+    /// until SIGINT/SIGTERM.
+    Serve {
+        /// The directory VMs register in (`[metrics] sd_dir`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address to serve on; loopback unless another address is given here.
+        #[arg(long, value_name = "ADDR", default_value = monitor::SD_DEFAULT_LISTEN)]
+        listen: SocketAddr,
+    },
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -93,13 +132,31 @@ pub fn main() -> i32 {
             config,
             tui,
             metrics,
-        } => run(config, tui, metrics),
+            sd_dir,
+        } => run(config, tui, metrics, sd_dir),
         Command::Check { config } => check(config),
+        Command::Sd(SdCommand::Serve { dir, listen }) => sd_serve(dir, listen),
         Command::Top {
             urls,
             once,
             refresh,
-        } => top(urls, once, refresh),
+            prometheus,
+            selector,
+            log,
+            csv,
+            skip_zero,
+            fields,
+        } => top(TopArgs {
+            urls,
+            once,
+            refresh,
+            prometheus,
+            selector,
+            log: log || csv,
+            csv,
+            skip_zero,
+            fields,
+        }),
         Command::Image { name, output, list } => image(name, output, list),
         Command::Backend { socket, mode } => backend(socket, &mode),
         Command::IrqTrigger {
@@ -127,7 +184,7 @@ fn fail(e: &Error) -> i32 {
     }
 }
 
-fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>) -> i32 {
+fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>, sd_dir: Option<PathBuf>) -> i32 {
     vmm_core::startup::mark("main");
     let config = match load(&path) {
         Ok(c) => c,
@@ -175,6 +232,11 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>) -> i32 {
         Ok(vm) => vm,
         Err(e) => return fail(&e),
     };
+    // Registered once the VM exists; the file goes when `sd` drops, on every way out.
+    let sd = match sd_register(sd_dir, &vm.config, &exporter) {
+        Ok(sd) => sd,
+        Err(code) => return code,
+    };
     let dashboard = match (&exporter, tui) {
         (Some(exp), true) => Some(spawn_dashboard(exp.clone(), vm.control.clone())),
         _ => None,
@@ -186,6 +248,9 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>) -> i32 {
             .then(|| std::time::Duration::from_secs(1)),
     };
     let result = vm.run(&opts);
+    if let Some(Err(e)) = sd.as_ref().map(monitor::SdRegistration::remove) {
+        eprintln!("kvmbus: {e}");
+    }
     if let Some((stop, thread)) = dashboard {
         let _ = stop.send(());
         if let Ok(Err(e)) = thread.join() {
@@ -213,6 +278,41 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>) -> i32 {
     }
 }
 
+/// Writes `<dir>/<vm>.json` for the metrics endpoint when `--sd-dir` or `[metrics] sd_dir`
+/// names a directory (the flag wins).
+fn sd_register(
+    flag: Option<PathBuf>,
+    c: &Config,
+    exporter: &Option<monitor::Exporter>,
+) -> Result<Option<monitor::SdRegistration>, i32> {
+    let from_file = flag.is_none();
+    let Some(dir) = flag.or_else(|| c.metrics_sd_dir.clone()) else {
+        return Ok(None);
+    };
+    let Some(addr) = exporter.as_ref().and_then(|e| e.local_addr()) else {
+        if from_file {
+            let (line, col) = c.places.metrics_sd_dir;
+            eprintln!(
+                "kvmbus: {}:{line}:{col}: key 'sd_dir' in [metrics] needs a metrics endpoint \
+                 ('listen' in [metrics] or --metrics)",
+                c.path.display()
+            );
+        } else {
+            eprintln!("kvmbus: --sd-dir needs a metrics endpoint (--metrics or [metrics] listen)");
+        }
+        return Err(exit_code::CONFIG);
+    };
+    let target = monitor::sd_target(addr);
+    let vcpus = c.vcpus.to_string();
+    match monitor::SdRegistration::create(&dir, &c.name, &target, &[("vcpus", &vcpus)]) {
+        Ok(reg) => Ok(Some(reg)),
+        Err(e) => {
+            eprintln!("kvmbus: {e}");
+            Err(exit_code::VMM_ERROR)
+        }
+    }
+}
+
 /// Runs the in-process dashboard on its own thread; quitting it stops the VM.
 fn spawn_dashboard(
     exporter: monitor::Exporter,
@@ -230,21 +330,66 @@ fn spawn_dashboard(
     (tx, thread)
 }
 
-fn top(urls: Vec<String>, once: bool, refresh: f64) -> i32 {
-    let urls = if urls.is_empty() {
-        vec![monitor::DEFAULT_LISTEN.to_string()]
-    } else {
-        urls
+/// `kvmbus top`'s arguments.
+struct TopArgs {
+    urls: Vec<String>,
+    once: bool,
+    refresh: f64,
+    prometheus: Option<String>,
+    selector: Option<String>,
+    log: bool,
+    csv: bool,
+    skip_zero: bool,
+    fields: Option<String>,
+}
+
+fn top(a: TopArgs) -> i32 {
+    let source = match &a.prometheus {
+        Some(url) => monitor::Source::prometheus(url, a.selector.as_deref()),
+        None if a.urls.is_empty() => monitor::Source::http(vec![monitor::DEFAULT_LISTEN.into()]),
+        None => monitor::Source::http(a.urls),
     };
-    let source = match monitor::Source::http(urls) {
+    let fields = match a.fields.as_deref().map(monitor::Regex::new).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("kvmbus: --fields: {e}");
+            return exit_code::CONFIG;
+        }
+    };
+    let source = match source {
         Ok(s) => s,
         Err(e) => {
             eprintln!("kvmbus: {e}");
             return exit_code::CONFIG;
         }
     };
-    if once {
-        return match monitor::snapshot_text(&source) {
+    let refresh = std::time::Duration::from_secs_f64(a.refresh.clamp(0.1, 3600.0));
+    if a.log {
+        let opts = monitor::LogOptions {
+            interval: refresh,
+            csv: a.csv,
+            skip_zero: a.skip_zero,
+            fields,
+            lines: None,
+        };
+        let stop = match monitor::stop_on_signals() {
+            Ok(rx) => rx,
+            Err(e) => {
+                eprintln!("kvmbus: {e}");
+                return exit_code::VMM_ERROR;
+            }
+        };
+        return match monitor::run_log(&source, &opts, &mut std::io::stdout(), &stop) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("kvmbus: {e}");
+                exit_code::VMM_ERROR
+            }
+        };
+    }
+    if a.once {
+        let interval = std::time::Duration::from_secs(1);
+        return match monitor::snapshot_text_opts(&source, interval, a.skip_zero) {
             Ok(text) => {
                 print!("{text}");
                 0
@@ -273,9 +418,7 @@ fn top(urls: Vec<String>, once: bool, refresh: f64) -> i32 {
             std::process::exit(exit_code::SIGNAL_BASE + libc::SIGHUP);
         }
     });
-    let opts = monitor::TuiOptions {
-        refresh: std::time::Duration::from_secs_f64(refresh.clamp(0.1, 3600.0)),
-    };
+    let opts = monitor::TuiOptions { refresh };
     match monitor::run_tui(source, opts, stop) {
         Ok(()) => 0,
         Err(e) => {
@@ -283,6 +426,25 @@ fn top(urls: Vec<String>, once: bool, refresh: f64) -> i32 {
             exit_code::VMM_ERROR
         }
     }
+}
+
+fn sd_serve(dir: PathBuf, listen: SocketAddr) -> i32 {
+    let signals = match monitor::stop_on_signals() {
+        Ok(rx) => rx,
+        Err(e) => {
+            eprintln!("kvmbus: {e}");
+            return exit_code::VMM_ERROR;
+        }
+    };
+    match monitor::serve_sd(dir, listen) {
+        Ok(addr) => eprintln!("kvmbus: serving http_sd targets on http://{addr}/targets"),
+        Err(e) => {
+            eprintln!("kvmbus: {e}");
+            return exit_code::VMM_ERROR;
+        }
+    }
+    let _ = signals.recv();
+    0
 }
 
 fn check(path: PathBuf) -> i32 {
@@ -332,9 +494,12 @@ fn describe(c: &Config, entry: u64, kvm_note: &str) -> String {
     };
     s += &format!("serial:      {serial}\n");
     s += &format!(
-        "metrics:     {}\n",
+        "metrics:     {}{}\n",
         c.metrics_listen
-            .map_or("off".to_string(), |a| a.to_string())
+            .map_or("off".to_string(), |a| a.to_string()),
+        c.metrics_sd_dir
+            .as_ref()
+            .map_or(String::new(), |d| format!(" sd_dir={}", d.display()))
     );
     s += &format!(
         "pci:         ecam_base={:#x} msi_delivery={}\n",

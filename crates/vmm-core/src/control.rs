@@ -52,7 +52,8 @@ impl StopReason {
     /// The process exit code for this reason.
     pub fn exit_code(&self) -> i32 {
         match self {
-            StopReason::DebugExit(v) => ((*v as i32) << 1) | 1,
+            // As QEMU's exit((value << 1) | 1): the OS keeps the low 8 bits.
+            StopReason::DebugExit(v) => (((*v as i32) << 1) | 1) & 0xff,
             StopReason::PowerOff => exit_code::POWER_OFF,
             StopReason::TripleFault { .. } | StopReason::GuestFault { .. } => {
                 exit_code::GUEST_FAULT
@@ -148,6 +149,7 @@ mod tests {
         assert_eq!(StopReason::DebugExit(0).exit_code(), 1);
         assert_eq!(StopReason::DebugExit(3).exit_code(), 7);
         assert_eq!(StopReason::DebugExit(0x7f).exit_code(), 255);
+        assert_eq!(StopReason::DebugExit(0xa1).exit_code(), 0x43);
         assert_eq!(StopReason::PowerOff.exit_code(), 0);
         assert_eq!(StopReason::TripleFault { vcpu: 1 }.exit_code(), 4);
         assert_eq!(StopReason::Signal(15).exit_code(), 143);

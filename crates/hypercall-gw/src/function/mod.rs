@@ -6,11 +6,12 @@ mod sync;
 
 use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use irq_router::{HandlesPending, IrqHandle};
-use pci_emu::{BarKind, FunctionEvent, IoEventSpec, MsixLayout, PciConfig, PciFunction, PciIds};
+use pci_emu::{
+    BarKind, FunctionEvent, IoEventSpec, MsixLayout, PciConfig, PciFunction, PciIds, UnlockedBar,
+};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
@@ -21,6 +22,7 @@ use crate::metrics::Recorder;
 use crate::queue::Ctl;
 use crate::service::Registry;
 use regs::QueueRegs;
+use sync::SyncPath;
 
 /// BAR holding the MSI-X table and PBA.
 pub const MSIX_BAR: u8 = 2;
@@ -47,15 +49,12 @@ pub struct GatewayFunction {
     features: u32,
     max_queue_size: u16,
     vectors: u16,
-    call_hi: u32,
     queue_sel: u32,
     queues: Vec<QueueRegs>,
     ports: Vec<QueuePort>,
     isr: Arc<AtomicU8>,
     mem: GuestMemoryMmap,
-    registry: Registry,
-    timeout: Duration,
-    rec: Recorder,
+    sync: Arc<SyncPath>,
 }
 
 impl GatewayFunction {
@@ -114,15 +113,17 @@ impl GatewayFunction {
             features,
             max_queue_size: cfg.queue_size,
             vectors: cfg.msix_vectors,
-            call_hi: 0,
             queue_sel: 0,
             queues: vec![QueueRegs::new(cfg.queue_size); usize::from(cfg.queues)],
             ports,
             isr,
+            sync: Arc::new(SyncPath::new(
+                mem.clone(),
+                registry,
+                cfg.backend_timeout,
+                Recorder::new(&cfg.vm),
+            )),
             mem,
-            registry,
-            timeout: cfg.backend_timeout,
-            rec: Recorder::new(&cfg.vm),
         })
     }
 }
@@ -181,6 +182,10 @@ impl PciFunction for GatewayFunction {
                 fd: p.doorbell.clone(),
             })
             .collect()
+    }
+
+    fn unlocked_bar(&self, bar: u8) -> Option<Arc<dyn UnlockedBar>> {
+        (bar == 0).then(|| self.sync.clone() as Arc<dyn UnlockedBar>)
     }
 
     fn name(&self) -> &str {

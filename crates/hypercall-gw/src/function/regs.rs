@@ -51,7 +51,6 @@ impl GatewayFunction {
         match off {
             reg::VERSION => ABI_VERSION,
             reg::FEATURES => self.features,
-            reg::CALL_HI => self.call_hi,
             reg::QUEUE_SEL => self.queue_sel,
             reg::QUEUE_SIZE => q(|r| r.size),
             reg::QUEUE_DESC => q(|r| r.desc),
@@ -67,11 +66,7 @@ impl GatewayFunction {
 
     pub(super) fn reg_write(&mut self, off: u64, v: u32) {
         match off {
-            reg::CALL_LO => {
-                let gpa = u64::from(self.call_hi) << 32 | u64::from(v);
-                self.sync_call(gpa);
-            }
-            reg::CALL_HI => self.call_hi = v,
+            // CALL_LO and CALL_HI never get here: `SyncPath` serves them unlocked.
             reg::QUEUE_SEL => self.queue_sel = v,
             reg::QUEUE_NOTIFY => {
                 // Normally an ioeventfd; this is the fallback when it is not registered.

@@ -163,3 +163,52 @@ fn direct_backend_serves_queue_then_stalls_and_reconnects() {
     t.join().unwrap().unwrap();
     gw.shutdown();
 }
+
+/// A vCPU waiting in CALL_LO for a silent backend holds up neither another vCPU's call
+/// nor the function's other registers nor its config space (no lock across the wait).
+#[test]
+fn a_call_waiting_for_a_silent_backend_blocks_nobody_else() {
+    let path = sock_path("silent");
+    let mem = anon_mem();
+    let mut cfg = external(&path, BackendMode::Relay, None);
+    cfg.backend_timeout = Duration::from_secs(3);
+    let gw = Gateway::new(cfg, mem.clone(), None, irqs(2)).unwrap();
+    let f = gw.function();
+    let fake = UnixStream::connect(&path).unwrap();
+    let hello = Msg::Hello {
+        magic: proto::MAGIC,
+        version: proto::PROTOCOL_VERSION,
+        mode: proto::MODE_RELAY,
+    };
+    proto::send(&fake, &hello, &[]).unwrap();
+    assert!(matches!(proto::recv(&fake).unwrap().0, Msg::Welcome { .. }));
+
+    let (f2, m2) = (f.clone(), mem.clone());
+    let waiting =
+        std::thread::spawn(move || sync_call(&f2, &m2, 0x8000, &req(0x100, [1, 10, 0, 0, 0, 0])));
+    // The backend has the request: the call is now waiting for it.
+    assert!(matches!(proto::recv(&fake).unwrap().0, Msg::Request { .. }));
+
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let (f3, m3) = (f.clone(), mem.clone());
+    std::thread::spawn(move || {
+        let version = r32(&f3, reg::VERSION);
+        let mut id = [0u8; 2];
+        f3.lock().unwrap().config_read(0, &mut id);
+        let echo = sync_call(&f3, &m3, 0x9000, &req(1, [77, 0, 0, 0, 0, 0]));
+        let _ = tx.send((version, id, echo));
+    });
+    let (version, id, echo) = rx
+        .recv_timeout(Duration::from_secs(2))
+        .expect("another vCPU's accesses waited for the stalled call");
+    assert_eq!(version, 1);
+    assert_eq!(u16::from_le_bytes(id), crate::abi::DEFAULT_VENDOR_ID);
+    assert_eq!(echo, Response::ok(77));
+    assert_eq!(
+        waiting.join().unwrap(),
+        Response::err(Status::Ebusy),
+        "the silent backend's call times out"
+    );
+    drop(fake);
+    gw.shutdown();
+}

@@ -68,13 +68,22 @@ pub(crate) fn config() -> GatewayConfig {
     }
 }
 
+/// A 32-bit BAR0 write as the platform performs it: the function's unlocked registers
+/// first, then under its lock.
 pub(crate) fn w32(f: &Arc<Mutex<dyn PciFunction>>, off: u64, v: u32) {
-    f.lock().unwrap().bar_write(0, off, &v.to_le_bytes());
+    let unlocked = f.lock().unwrap().unlocked_bar(0);
+    if !unlocked.is_some_and(|u| u.write(off, &v.to_le_bytes())) {
+        f.lock().unwrap().bar_write(0, off, &v.to_le_bytes());
+    }
 }
 
+/// A 32-bit BAR0 read as the platform performs it.
 pub(crate) fn r32(f: &Arc<Mutex<dyn PciFunction>>, off: u64) -> u32 {
     let mut b = [0u8; 4];
-    f.lock().unwrap().bar_read(0, off, &mut b);
+    let unlocked = f.lock().unwrap().unlocked_bar(0);
+    if !unlocked.is_some_and(|u| u.read(off, &mut b)) {
+        f.lock().unwrap().bar_read(0, off, &mut b);
+    }
     u32::from_le_bytes(b)
 }
 

@@ -38,6 +38,11 @@ impl Snapshot {
         Ok(Snapshot::from_parts(samples, types, help, taken))
     }
 
+    /// A snapshot of `samples` (no `# TYPE`/`# HELP`), stamped now.
+    pub fn from_samples(samples: Vec<Sample>) -> Snapshot {
+        Snapshot::from_parts(samples, HashMap::new(), HashMap::new(), Instant::now())
+    }
+
     fn from_parts(
         samples: Vec<Sample>,
         types: HashMap<String, MetricType>,

@@ -64,6 +64,14 @@ pub(crate) struct App {
     pub filter: String,
     /// The filter being typed, while editing.
     pub editing: Option<String>,
+    /// The VM name being typed after `g`.
+    pub picking: Option<String>,
+    /// The one VM shown, if chosen.
+    pub vm: Option<String>,
+    /// Per-vCPU rows folded into their VM.
+    pub fold: bool,
+    /// Rows whose counts are all zero are shown.
+    pub show_zero: bool,
     pub refresh: Duration,
     pub scroll: usize,
     pub base: Snapshot,
@@ -84,6 +92,10 @@ impl App {
             sort: Sort::Rate,
             filter: String::new(),
             editing: None,
+            picking: None,
+            vm: None,
+            fold: false,
+            show_zero: false,
             refresh: refresh.max(Duration::from_millis(100)),
             scroll: 0,
             base: Snapshot::default(),
@@ -143,8 +155,85 @@ impl App {
         self.filter.is_empty() || text.to_lowercase().contains(&self.filter)
     }
 
+    /// Whether VM `vm` is shown (all are unless one was chosen with `g`/`b`).
+    pub fn shows_vm(&self, vm: &str) -> bool {
+        self.vm.as_deref().is_none_or(|v| v == vm)
+    }
+
+    /// Whether a row with these counts is shown (zero rows only after `z`).
+    pub fn shows_counts(&self, counts: &[Option<f64>]) -> bool {
+        self.show_zero || counts.iter().any(|c| c.is_some_and(|c| c != 0.0))
+    }
+
+    /// The VM named by `text`: an exact name, or the only one starting with it.
+    fn resolve_vm(&self, text: &str) -> Option<String> {
+        let vms = self.cur.vms();
+        if vms.iter().any(|v| v == text) {
+            return Some(text.to_owned());
+        }
+        let mut matching = vms.into_iter().filter(|v| v.starts_with(text));
+        match (matching.next(), matching.next()) {
+            (Some(v), None) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn on_pick_key(&mut self, key: KeyEvent) -> bool {
+        let Some(text) = self.picking.as_mut() else {
+            return false;
+        };
+        match key.code {
+            KeyCode::Enter => {
+                let text = std::mem::take(text);
+                self.picking = None;
+                self.vm = if text.is_empty() {
+                    None
+                } else {
+                    match self.resolve_vm(&text) {
+                        Some(v) => Some(v),
+                        None => {
+                            self.errors = vec![format!("no single VM matches {text:?}")];
+                            self.vm.take()
+                        }
+                    }
+                };
+                self.scroll = 0;
+            }
+            KeyCode::Esc => self.picking = None,
+            KeyCode::Backspace => {
+                text.pop();
+            }
+            KeyCode::Char('c')
+                if key
+                    .modifiers
+                    .contains(crossterm::event::KeyModifiers::CONTROL) =>
+            {
+                return true
+            }
+            KeyCode::Char(c) => text.push(c),
+            _ => {}
+        }
+        false
+    }
+
+    fn next_vm(&mut self) {
+        let vms = self.cur.vms();
+        self.vm = match &self.vm {
+            None => vms.first().cloned(),
+            Some(cur) => vms
+                .iter()
+                .position(|v| v == cur)
+                .and_then(|i| vms.get(i + 1))
+                .cloned(),
+        };
+        self.scroll = 0;
+    }
+
     /// Handles one key; `true` means quit.
     pub fn on_key(&mut self, key: KeyEvent) -> bool {
+        if self.picking.is_some() {
+            return self.on_pick_key(key);
+        }
         if let Some(text) = self.editing.as_mut() {
             match key.code {
                 KeyCode::Enter => {
@@ -196,6 +285,10 @@ impl App {
             Action::Faster => self.refresh = step(self.refresh, -1),
             Action::Scroll(d) => self.scroll = self.scroll.saturating_add_signed(d as isize),
             Action::ScrollHome => self.scroll = 0,
+            Action::PickVm => self.picking = Some(String::new()),
+            Action::NextVm => self.next_vm(),
+            Action::Fold => self.fold = !self.fold,
+            Action::Zero => self.show_zero = !self.show_zero,
             Action::None => {}
         }
         false
@@ -265,6 +358,50 @@ mod tests {
         assert!(!a.help);
         assert!(a.on_key(key(KeyCode::Char('q'))));
         assert!(a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)));
+    }
+
+    #[test]
+    fn vm_selection_fold_and_zero_keys() {
+        let mut a = App::new("x".into(), Duration::from_secs(1));
+        let two = "x_total{vm=\"alpha\"} 1\nx_total{vm=\"beta\"} 1\nx_total{vm=\"alps\"} 1\n";
+        a.on_fetched(Fetched {
+            snapshot: Snapshot::parse(two).unwrap(),
+            errors: vec![],
+        });
+        a.on_key(key(KeyCode::Char('b')));
+        assert_eq!(a.vm.as_deref(), Some("alpha"));
+        assert!(a.shows_vm("alpha") && !a.shows_vm("beta"));
+        a.on_key(key(KeyCode::Char('b')));
+        a.on_key(key(KeyCode::Char('b')));
+        assert_eq!(a.vm.as_deref(), Some("beta"));
+        a.on_key(key(KeyCode::Char('b')));
+        assert_eq!(a.vm, None, "after the last VM, all again");
+        a.on_key(key(KeyCode::Char('g')));
+        for c in "be".chars() {
+            a.on_key(key(KeyCode::Char(c)));
+        }
+        a.on_key(key(KeyCode::Enter));
+        assert_eq!(a.vm.as_deref(), Some("beta"), "a unique prefix picks");
+        a.on_key(key(KeyCode::Char('g')));
+        a.on_key(key(KeyCode::Char('a')));
+        a.on_key(key(KeyCode::Char('l')));
+        a.on_key(key(KeyCode::Enter));
+        assert_eq!(
+            a.vm.as_deref(),
+            Some("beta"),
+            "an ambiguous prefix keeps the choice"
+        );
+        assert!(a.errors[0].contains("no single VM"), "{:?}", a.errors);
+        a.on_key(key(KeyCode::Char('g')));
+        a.on_key(key(KeyCode::Enter));
+        assert_eq!(a.vm, None, "empty means all");
+        assert!(!a.fold && !a.show_zero);
+        a.on_key(key(KeyCode::Char('x')));
+        a.on_key(key(KeyCode::Char('z')));
+        assert!(a.fold && a.show_zero);
+        assert!(a.shows_counts(&[Some(0.0)]));
+        a.on_key(key(KeyCode::Char('z')));
+        assert!(!a.shows_counts(&[Some(0.0), None]) && a.shows_counts(&[None, Some(2.0)]));
     }
 
     #[test]

@@ -198,6 +198,37 @@ pub(crate) fn exits(f: &Frames) -> Vec<ExitRow> {
     rows.into_values().collect()
 }
 
+/// Exit rows summed over vCPUs, one per VM and class; `vcpu` is `all`.
+pub(crate) fn fold_vcpus(rows: Vec<ExitRow>) -> Vec<ExitRow> {
+    let mut out: BTreeMap<(String, String), (ExitRow, f64)> = BTreeMap::new();
+    for r in rows {
+        let key = (r.vm.clone(), r.reason.clone());
+        let (f, weight) = out.entry(key).or_insert_with(|| {
+            (
+                ExitRow {
+                    vm: r.vm.clone(),
+                    vcpu: "all".into(),
+                    reason: r.reason.clone(),
+                    ..Default::default()
+                },
+                0.0,
+            )
+        });
+        add(&mut f.user_total, r.user_total);
+        add(&mut f.user_rate, r.user_rate);
+        add(&mut f.kvm_total, r.kvm_total);
+        add(&mut f.kvm_rate, r.kvm_rate);
+        // The mean handling time, weighted by each vCPU's exits.
+        if let Some(avg) = r.avg {
+            let w = r.user_rate.or(r.user_total).unwrap_or(0.0).max(1e-9);
+            let prev = f.avg.unwrap_or(0.0) * *weight;
+            *weight += w;
+            f.avg = Some((prev + avg * w) / *weight);
+        }
+    }
+    out.into_values().map(|(r, _)| r).collect()
+}
+
 fn rows_entry<'a>(
     rows: &'a mut BTreeMap<(String, String, String), ExitRow>,
     s: &Sample,
@@ -322,6 +353,11 @@ pub(crate) fn pci_tree(cur: &Snapshot) -> Vec<(u8, String)> {
                 .filter(|s| s.l("vm") == vm && s.l("bdf") == bdf)
                 .collect();
             bars.sort_by(|a, b| a.l("bar").cmp(b.l("bar")));
+            let kind_width = bars
+                .iter()
+                .map(|b| bar_kind(b.l("kind")).len())
+                .max()
+                .unwrap_or(0);
             for bar in bars {
                 let addr = cur
                     .get_sample(names::PCI_BAR_ADDRESS, &bar.labels)
@@ -334,9 +370,9 @@ pub(crate) fn pci_tree(cur: &Snapshot) -> Vec<(u8, String)> {
                 out.push((
                     2,
                     format!(
-                        "BAR{} {:<5} {addr} size {}",
+                        "BAR{} {:<kind_width$} {addr} size {}",
                         bar.l("bar"),
-                        bar.l("kind"),
+                        bar_kind(bar.l("kind")),
                         size(bar.value)
                     ),
                 ));
@@ -352,6 +388,21 @@ pub(crate) fn pci_tree(cur: &Snapshot) -> Vec<(u8, String)> {
         }
     }
     out
+}
+
+/// A BAR kind label as a person reads it: `io`, `mem32`, `mem64`, `+ pref` when
+/// prefetchable; also accepts the Rust `Debug` spelling (`Mem32 { prefetchable: false }`).
+pub(crate) fn bar_kind(label: &str) -> String {
+    let l = label.to_ascii_lowercase();
+    let base = ["mem64", "mem32", "io"]
+        .into_iter()
+        .find(|k| l.starts_with(k))
+        .unwrap_or(label);
+    if l.contains("prefetchable: true") || l.ends_with("-pref") || l.ends_with(" pref") {
+        format!("{base} pref")
+    } else {
+        base.to_owned()
+    }
 }
 
 fn size(bytes: f64) -> String {

@@ -80,8 +80,8 @@ pub(crate) fn text(step: u64) -> String {
     t += "kvmbus_pci_bar_address{vm=\"demo\",bdf=\"00:01.0\",bar=\"0\",kind=\"io\"} 49152\n";
     t += "kvmbus_pci_bar_size_bytes{vm=\"demo\",bdf=\"00:01.0\",bar=\"0\",kind=\"io\"} 64\n";
     t +=
-        "kvmbus_pci_bar_address{vm=\"demo\",bdf=\"00:01.0\",bar=\"2\",kind=\"mem32\"} 3758096384\n";
-    t += "kvmbus_pci_bar_size_bytes{vm=\"demo\",bdf=\"00:01.0\",bar=\"2\",kind=\"mem32\"} 4096\n";
+        "kvmbus_pci_bar_address{vm=\"demo\",bdf=\"00:01.0\",bar=\"2\",kind=\"Mem32 { prefetchable: false }\"} 3758096384\n";
+    t += "kvmbus_pci_bar_size_bytes{vm=\"demo\",bdf=\"00:01.0\",bar=\"2\",kind=\"Mem32 { prefetchable: false }\"} 4096\n";
     t += "kvmbus_pci_capability_info{vm=\"demo\",bdf=\"00:01.0\",cap=\"msix\",offset=\"0x40\"} 1\n";
     t += "kvmbus_pci_capability_info{vm=\"demo\",bdf=\"00:01.0\",cap=\"vendor\",offset=\"0x60\"} 1\n";
     t += &format!(

@@ -51,6 +51,20 @@ pub(crate) fn bytes(v: Option<f64>) -> String {
     }
 }
 
+/// `s` cut to `width` columns, the cut marked with `…`.
+pub(crate) fn ellipsize(s: &str, width: u16) -> String {
+    let width = width as usize;
+    if s.chars().count() <= width {
+        return s.to_owned();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out: String = s.chars().take(width - 1).collect();
+    out.push('…');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +80,9 @@ mod tests {
         assert_eq!(uptime(Some(3723.0)), "1:02:03");
         assert_eq!(uptime(Some(90000.0)), "1d 1:00:00");
         assert_eq!(bytes(Some(67108864.0)), "64 MiB");
+        assert_eq!(ellipsize("hypercall-gateway", 8), "hyperca…");
+        assert_eq!(ellipsize("hypercall-gateway", 8).chars().count(), 8);
+        assert_eq!(ellipsize("gw", 8), "gw");
+        assert_eq!(ellipsize("gw", 0), "");
     }
 }

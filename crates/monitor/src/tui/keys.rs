@@ -18,6 +18,14 @@ pub(crate) enum Action {
     Faster,
     Scroll(i32),
     ScrollHome,
+    /// Prompt for one VM to show (`g`, as kvm_stat's guest selection).
+    PickVm,
+    /// Show the next VM alone, then all again (`b`).
+    NextVm,
+    /// Fold per-vCPU rows into their VM (`x`).
+    Fold,
+    /// Show or hide rows whose counts are all zero (`z`).
+    Zero,
     Close,
     None,
 }
@@ -46,7 +54,11 @@ pub(crate) fn action(key: KeyEvent) -> Action {
         KeyCode::Up | KeyCode::Char('k') => Action::Scroll(-1),
         KeyCode::PageDown => Action::Scroll(10),
         KeyCode::PageUp => Action::Scroll(-10),
-        KeyCode::Home | KeyCode::Char('g') => Action::ScrollHome,
+        KeyCode::Home => Action::ScrollHome,
+        KeyCode::Char('g') => Action::PickVm,
+        KeyCode::Char('b') => Action::NextVm,
+        KeyCode::Char('x') => Action::Fold,
+        KeyCode::Char('z') => Action::Zero,
         KeyCode::Esc => Action::Close,
         _ => Action::None,
     }
@@ -60,6 +72,9 @@ pub(crate) const HELP: &[(&str, &str)] = &[
     ("s", "cycle sort: rate, total, name"),
     ("f, /", "filter: type text, Enter applies, Esc clears"),
     ("r", "reset totals and rates from now"),
+    ("g / b", "show one VM: type its name / next VM (then all)"),
+    ("x", "fold per-vCPU rows into their VM"),
+    ("z", "show / hide rows that are all zero"),
     ("tab, shift-tab", "next / previous view (1-5 direct)"),
     ("+ / -", "longer / shorter refresh interval"),
     ("up/down, PgUp/PgDn", "scroll, Home to top"),

@@ -7,7 +7,9 @@ mod app;
 mod data;
 mod fmt;
 mod keys;
+mod log;
 mod once;
+mod stats;
 mod terminal;
 mod views;
 
@@ -20,7 +22,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, TryRecvError};
 use crossterm::event::{self, Event, KeyEventKind};
 
-pub use once::{snapshot_text, snapshot_text_with};
+pub use log::{run_log, LogOptions};
+pub use once::{snapshot_text, snapshot_text_opts, snapshot_text_with};
 
 use crate::{Error, Fetched, Result, Source};
 use app::App;

@@ -19,6 +19,12 @@ pub fn snapshot_text(source: &Source) -> Result<String> {
 /// and hypercalls. With a zero `interval` it scrapes once and prints totals only (`-`
 /// rates). Fails only when no endpoint answers.
 pub fn snapshot_text_with(source: &Source, interval: Duration) -> Result<String> {
+    snapshot_text_opts(source, interval, false)
+}
+
+/// [`snapshot_text_with`], leaving out rows whose totals are all zero when `skip_zero`
+/// (`kvmbus top --once -z`).
+pub fn snapshot_text_opts(source: &Source, interval: Duration, skip_zero: bool) -> Result<String> {
     let first = source.fetch_all()?;
     let second = if interval.is_zero() {
         None
@@ -39,10 +45,11 @@ pub fn snapshot_text_with(source: &Source, interval: Duration) -> Result<String>
             cur: &first,
         },
     };
-    Ok(render(&frames))
+    Ok(render(&frames, skip_zero))
 }
 
-fn render(f: &Frames) -> String {
+fn render(f: &Frames, skip_zero: bool) -> String {
+    let nonzero = |vs: &[Option<f64>]| !skip_zero || vs.iter().any(|v| v.is_some_and(|v| v != 0.0));
     let mut out = String::new();
     let overview = data::overview(f);
     if overview.is_empty() {
@@ -83,7 +90,7 @@ fn render(f: &Frames) -> String {
             " {:<24}{:>12}{:>12}{:>12}{:>12}",
             "exit reason", "user", "user/s", "kvm", "kvm/s"
         );
-        for (reason, v) in reasons {
+        for (reason, v) in reasons.into_iter().filter(|(_, v)| nonzero(&[v[0], v[2]])) {
             let _ = writeln!(
                 out,
                 " {reason:<24}{:>12}{:>12}{:>12}{:>12}",
@@ -98,7 +105,7 @@ fn render(f: &Frames) -> String {
             " {:<24}{:>12}{:>12}{:>12}",
             "interrupt (device vec)", "total", "rate/s", "gsi"
         );
-        for r in irqs.iter().filter(|r| r.vm == o.vm) {
+        for r in irqs.iter().filter(|r| r.vm == o.vm && nonzero(&[r.total])) {
             let name = format!("{} {}", r.device, r.vector);
             let gsi = r.gsi.map_or("-".into(), |g| format!("{g}"));
             let _ = writeln!(
@@ -113,7 +120,7 @@ fn render(f: &Frames) -> String {
             " {:<24}{:>12}{:>12}{:>12}{:>12}",
             "hypercall (nr path)", "total", "rate/s", "p50", "p99"
         );
-        for r in calls.iter().filter(|r| r.vm == o.vm) {
+        for r in calls.iter().filter(|r| r.vm == o.vm && nonzero(&[r.total])) {
             let name = format!("{} {}", r.nr, r.path);
             let _ = writeln!(
                 out,
@@ -156,6 +163,25 @@ mod tests {
             .lines()
             .any(|l| l.trim_start().starts_with("hypercall-gw 0")));
         assert!(text.lines().any(|l| l.trim_start().starts_with("1 sync")));
+    }
+
+    #[test]
+    fn once_skip_zero_leaves_out_zero_rows() {
+        let source = Source::in_process(|| {
+            fixture::text(0)
+                + "kvmbus_vcpu_exits_total{vm=\"demo\",vcpu=\"0\",reason=\"shutdown\"} 0\n"
+        });
+        let all = snapshot_text_opts(&source, Duration::ZERO, false).unwrap();
+        let some = snapshot_text_opts(&source, Duration::ZERO, true).unwrap();
+        let zero_row = |t: &str| {
+            t.lines().any(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                w.len() >= 3 && w[1..].iter().all(|x| *x == "0" || *x == "-")
+            })
+        };
+        assert!(zero_row(&all), "the fixture has a zero row:\n{all}");
+        assert!(!zero_row(&some), "{some}");
+        assert!(some.contains(" io "), "{some}");
     }
 
     #[test]

@@ -78,6 +78,11 @@ pub fn image(dir: &Path, guest: &str) -> PathBuf {
 
 /// Boots `elf` under QEMU with KVM (`-enable-kvm -kernel` with isa-debug-exit at 0xf4) and returns stdout.
 pub fn qemu(elf: &Path, cmdline: &str) -> String {
+    qemu_with(elf, cmdline, &[])
+}
+
+/// [`qemu`] with `extra` arguments (e.g. `-device pci-testdev`).
+pub fn qemu_with(elf: &Path, cmdline: &str, extra: &[&str]) -> String {
     let out = Command::new("qemu-system-x86_64")
         .args(["-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", "64"])
         .args([
@@ -91,6 +96,7 @@ pub fn qemu(elf: &Path, cmdline: &str) -> String {
         .arg(elf)
         .args(["-append", cmdline])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=1"])
+        .args(extra)
         .stdin(Stdio::null())
         .output()
         .expect("qemu-system-x86_64 (scripts/setup.sh installs it)");

@@ -1,7 +1,8 @@
-//! x86 platform setup: boot vCPU state, CPUID and the MP table.
+//! x86 platform setup: boot vCPU state, CPUID, the MP table and the ACPI tables.
 
+pub mod acpi;
 mod cpu;
 mod mptable;
 
-pub use cpu::{setup_boot_regs, setup_cpuid};
+pub use cpu::{guest_cpuid, host_brand, setup_boot_regs, setup_cpuid};
 pub use mptable::{write_mptable, IOAPIC_ADDR, LAPIC_ADDR};

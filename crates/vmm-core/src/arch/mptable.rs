@@ -15,6 +15,28 @@ const MPTABLE_ADDR: u64 = 0xF_0000;
 /// The end of the F-segment.
 const MPTABLE_END: u64 = 0x10_0000;
 
+/// ISA IRQ wiring, shared with the ACPI MADT: (ISA IRQ, I/O APIC pin = GSI, MPS INTI
+/// flags). IRQ 2 is the PIC cascade and absent; IRQ 0 goes to pin 2 as on PCs; the ACPI
+/// SCI (IRQ 9) is level-triggered active-high (flags 0xd) as QEMU's tables say; the rest
+/// conform to the ISA bus (edge, active-high).
+pub(crate) const ISA_IRQ_FLAGS: &[(u8, u32, u16)] = &[
+    (0, 2, 0),
+    (1, 1, 0),
+    (3, 3, 0),
+    (4, 4, 0),
+    (5, 5, 0),
+    (6, 6, 0),
+    (7, 7, 0),
+    (8, 8, 0),
+    (9, 9, 0xd),
+    (10, 10, 0),
+    (11, 11, 0),
+    (12, 12, 0),
+    (13, 13, 0),
+    (14, 14, 0),
+    (15, 15, 0),
+];
+
 fn checksum(b: &[u8]) -> u8 {
     0u8.wrapping_sub(b.iter().fold(0u8, |a, x| a.wrapping_add(*x)))
 }
@@ -39,13 +61,11 @@ pub fn write_mptable(mem: &GuestMemoryMmap, vcpus: u32) -> Result<(), LoadError>
     body.extend_from_slice(&[2, ioapic_id, 0x11, 1]);
     body.extend_from_slice(&IOAPIC_ADDR.to_le_bytes());
     entries += 1;
-    for irq in 0u8..16 {
-        if irq == 2 {
-            continue; // the PIC cascade; IRQ 0 goes to pin 2 as on PCs
-        }
-        let pin = if irq == 0 { 2 } else { irq };
-        // I/O interrupt: type 3, INT, flags (conforming), bus 0, irq, apic, pin.
-        body.extend_from_slice(&[3, 0, 0, 0, 0, irq, ioapic_id, pin]);
+    for &(irq, pin, flags) in ISA_IRQ_FLAGS {
+        // I/O interrupt: type 3, INT, flags, bus 0, irq, apic, pin.
+        body.extend_from_slice(&[3, 0]);
+        body.extend_from_slice(&flags.to_le_bytes());
+        body.extend_from_slice(&[0, irq, ioapic_id, pin as u8]);
         entries += 1;
     }
     // Local interrupts: ExtINT to LINT0, NMI to LINT1 of all local APICs.

@@ -17,7 +17,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::cx::{ParseCx, Value};
-use super::schema::{BootKind, BootSource, Config, Places, SerialOutput};
+use super::schema::{BootKind, BootSource, Config, ModuleSource, Places, SerialOutput};
 use super::ConfigError;
 use crate::devices::registry;
 
@@ -52,6 +52,14 @@ struct RawBoot {
     kind: Spanned<String>,
     image: Spanned<String>,
     cmdline: Option<Spanned<String>>,
+    modules: Option<Vec<Spanned<RawModule>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModule {
+    path: Spanned<String>,
+    cmdline: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +72,7 @@ struct RawSerial {
 #[serde(deny_unknown_fields)]
 struct RawMetrics {
     listen: Option<Spanned<String>>,
+    sd_dir: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -194,7 +203,19 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
     let serial = serial(&cx, raw.serial)?;
 
     let mut metrics_listen = None;
-    if let Some(l) = raw.metrics.and_then(|m| m.listen) {
+    let (listen, sd_dir) = raw.metrics.map_or((None, None), |m| (m.listen, m.sd_dir));
+    let mut metrics_sd_dir = None;
+    if let Some(d) = sd_dir {
+        places.metrics_sd_dir = cx.place(&d);
+        if d.get_ref().trim().is_empty() {
+            return cx.err(
+                d.span(),
+                "key 'sd_dir' in [metrics] is empty, expected a directory".into(),
+            );
+        }
+        metrics_sd_dir = Some(cx.path(d.get_ref()));
+    }
+    if let Some(l) = listen {
         places.metrics_listen = cx.place(&l);
         match l.get_ref().parse::<SocketAddr>() {
             Ok(a) => metrics_listen = Some(a),
@@ -234,6 +255,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
         boot,
         serial,
         metrics_listen,
+        metrics_sd_dir,
         ecam_base,
         msi_signal,
         platform,
@@ -285,25 +307,58 @@ fn boot_source(cx: &ParseCx, boot: RawBoot) -> Result<(BootSource, (usize, usize
             ),
             (BootKind::Multiboot, None) => cx.path(image).display().to_string(),
         };
+    // The kernel sees "<image> <cmdline>", as QEMU passes it (see loader::multiboot).
+    let name_len = crate::boot::image_name(kind, &image).len() + 1;
     let cmdline = match boot.cmdline {
         None => String::new(),
-        Some(c) if c.get_ref().len() >= crate::loader::CMDLINE_MAX => {
+        Some(c) if name_len + c.get_ref().len() >= crate::loader::CMDLINE_MAX => {
             return cx.err(
                 c.span(),
                 format!(
-                    "key 'cmdline' in [boot] is {} bytes, at most {} fit",
+                    "key 'cmdline' in [boot] is {} bytes, at most {} fit after the image name",
                     c.get_ref().len(),
-                    crate::loader::CMDLINE_MAX - 1
+                    (crate::loader::CMDLINE_MAX - 1).saturating_sub(name_len)
                 ),
             )
         }
         Some(c) => c.into_inner(),
     };
+    let mut modules = Vec::new();
+    for m in boot.modules.unwrap_or_default() {
+        let place = cx.place(&m);
+        let m = m.into_inner();
+        if m.path.get_ref().is_empty() {
+            return cx.err(
+                m.path.span(),
+                "key 'path' in [boot] modules is empty".into(),
+            );
+        }
+        let path = cx.path(m.path.get_ref());
+        if let Err(e) = std::fs::metadata(&path).and_then(|md| {
+            md.is_file()
+                .then_some(())
+                .ok_or_else(|| std::io::Error::other("not a file"))
+        }) {
+            return cx.err(
+                m.path.span(),
+                format!(
+                    "key 'path' in [boot] modules: cannot read {}: {e}",
+                    path.display()
+                ),
+            );
+        }
+        modules.push(ModuleSource {
+            path: path.display().to_string(),
+            cmdline: m.cmdline.map(|c| c.into_inner()).unwrap_or_default(),
+            place,
+        });
+    }
     Ok((
         BootSource {
             kind,
             image,
             cmdline,
+            modules,
         },
         place,
     ))

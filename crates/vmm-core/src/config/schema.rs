@@ -30,6 +30,9 @@ pub struct Config {
     pub serial: SerialOutput,
     /// `[metrics] listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// `[metrics] sd_dir`: where the VM registers its endpoint for Prometheus' file_sd
+    /// (relative to the configuration file).
+    pub metrics_sd_dir: Option<PathBuf>,
     /// `[pci] ecam_base`.
     pub ecam_base: u64,
     /// `[pci] msi_delivery`: force KVM_SIGNAL_MSI delivery instead of irqfd routes
@@ -56,6 +59,8 @@ pub struct Places {
     pub image: (usize, usize),
     /// `[metrics] listen`.
     pub metrics_listen: (usize, usize),
+    /// `[metrics] sd_dir`.
+    pub metrics_sd_dir: (usize, usize),
 }
 
 /// `[boot] kind`.
@@ -77,6 +82,19 @@ pub struct BootSource {
     pub image: String,
     /// The guest command line.
     pub cmdline: String,
+    /// `[boot] modules`: multiboot modules, in order.
+    pub modules: Vec<ModuleSource>,
+}
+
+/// One multiboot module (`[boot] modules = [{ path, cmdline }]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleSource {
+    /// The file (resolved against the configuration's directory).
+    pub path: String,
+    /// Its arguments (the module's command line is `path` or `path cmdline`).
+    pub cmdline: String,
+    /// Where the module's table was written: (line, column).
+    pub place: (usize, usize),
 }
 
 /// `[serial] output`.

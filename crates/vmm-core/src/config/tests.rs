@@ -93,6 +93,24 @@ fn defaults_and_full_file() {
 }
 
 #[test]
+fn metrics_sd_dir_is_a_path_next_to_the_file() {
+    let c = ok(&format!(
+        "{BOOT}[metrics]\nlisten = \"127.0.0.1:9000\"\nsd_dir = \"sd\"\n"
+    ));
+    assert_eq!(c.metrics_sd_dir, Some("configs/sd".into()));
+    assert_eq!(c.places.metrics_sd_dir, (6, 10));
+    let c = ok(&format!("{BOOT}[metrics]\nsd_dir = \"/run/kvmbus/sd\"\n"));
+    assert_eq!(c.metrics_sd_dir, Some("/run/kvmbus/sd".into()));
+    assert_eq!(ok(BOOT).metrics_sd_dir, None);
+    let e = err(&format!("{BOOT}[metrics]\nsd_dir = \" \"\n"));
+    assert_eq!((e.line, e.column), (5, 10), "{e}");
+    assert!(
+        e.message.contains("key 'sd_dir' in [metrics] is empty"),
+        "{e}"
+    );
+}
+
+#[test]
 fn devices_reject_duplicates_unknown_kinds_and_foreign_keys() {
     let dev = |body: &str| format!("{BOOT}{body}");
     let e = err(&dev(

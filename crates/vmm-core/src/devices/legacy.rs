@@ -1,4 +1,4 @@
-//! Tiny one-register devices.
+//! Tiny one-register devices. (Power-off is ACPI's PM1a_CNT, in `devices/pm/`.)
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -6,36 +6,39 @@ use std::sync::Arc;
 use crate::bus::BusDevice;
 use crate::control::{StopReason, VmControl};
 
-use super::POWER_OFF_VALUE;
-
-/// QEMU's isa-debug-exit: a 1-byte write of `v` stops the VM with exit code
-/// `(v << 1) | 1`. Reads return all-ones; other widths are ignored.
+/// QEMU's `isa-debug-exit` (`hw/misc/debugexit.c`): a write of 1, 2 or 4 bytes anywhere
+/// in its ports stops the VM with exit status `(value << 1) | 1`, of which the OS keeps
+/// the low 8 bits (so only the value's low 7 bits matter, as on QEMU). Reads return 0,
+/// as QEMU answers them (measured on 7.2).
 pub struct DebugExit(pub Arc<VmControl>);
 
-impl BusDevice for DebugExit {
-    fn read(&self, _offset: u64, data: &mut [u8]) {
-        data.fill(0xff);
-    }
-    fn write(&self, offset: u64, data: &[u8]) {
-        if offset == 0 && data.len() == 1 {
-            self.0.request_stop(StopReason::DebugExit(data[0]));
+/// Where the debug-exit ports are: QEMU's `iobase` and `iosize` properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DebugExitPorts {
+    /// The first port.
+    pub iobase: u16,
+    /// How many ports (1..=4 is what QEMU's device is used with; any width works).
+    pub iosize: u16,
+}
+
+impl Default for DebugExitPorts {
+    /// kvmbus's default is what kvm-unit-tests passes QEMU: 0xf4, 4 ports.
+    fn default() -> DebugExitPorts {
+        DebugExitPorts {
+            iobase: super::DEBUG_EXIT_PORT,
+            iosize: 4,
         }
     }
 }
 
-/// The power-off register: a 16-bit write of 0x2000 stops the VM with exit code 0.
-pub struct PowerOff(pub Arc<VmControl>);
-
-impl BusDevice for PowerOff {
+impl BusDevice for DebugExit {
     fn read(&self, _offset: u64, data: &mut [u8]) {
         data.fill(0);
     }
-    fn write(&self, offset: u64, data: &[u8]) {
-        if offset == 0
-            && data.len() == 2
-            && u16::from_le_bytes([data[0], data[1]]) == POWER_OFF_VALUE
-        {
-            self.0.request_stop(StopReason::PowerOff);
+    fn write(&self, _offset: u64, data: &[u8]) {
+        if matches!(data.len(), 1 | 2 | 4) {
+            // The status keeps 8 bits of (value << 1) | 1: the value's low byte decides.
+            self.0.request_stop(StopReason::DebugExit(data[0]));
         }
     }
 }
@@ -67,25 +70,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn debug_exit_takes_one_byte_writes_only() {
+    fn debug_exit_takes_every_width_and_reads_zero() {
+        // (offset, bytes written, process exit status as QEMU's exit() leaves it)
+        for (off, data, status) in [
+            (0u64, &[5u8][..], 11),
+            (1, &[0xa1, 0x01][..], 0x43),
+            (0, &[0xa1, 0x01, 0, 0][..], 0x43),
+            (3, &[0x7f][..], 0xff),
+            (0, &[0x80, 0xff, 0xff, 0xff][..], 1),
+        ] {
+            let c = Arc::new(VmControl::default());
+            let d = DebugExit(c.clone());
+            let mut r = [0xffu8; 4];
+            d.read(0, &mut r);
+            assert_eq!(r, [0; 4]);
+            assert!(!c.stopping());
+            d.write(off, data);
+            let code = c.reason().expect("stopped").exit_code();
+            assert_eq!(code, status, "{data:x?}");
+            let full = (u32::from_le_bytes([
+                data[0],
+                *data.get(1).unwrap_or(&0),
+                *data.get(2).unwrap_or(&0),
+                *data.get(3).unwrap_or(&0),
+            ]) << 1)
+                | 1;
+            assert_eq!(code, (full & 0xff) as i32);
+        }
         let c = Arc::new(VmControl::default());
-        let d = DebugExit(c.clone());
-        d.write(0, &[1, 2]);
-        assert!(!c.stopping());
-        d.write(0, &[5]);
-        assert_eq!(c.reason(), Some(StopReason::DebugExit(5)));
-        assert_eq!(c.reason().unwrap().exit_code(), 11);
-    }
-
-    #[test]
-    fn power_off_needs_the_value() {
-        let c = Arc::new(VmControl::default());
-        let p = PowerOff(c.clone());
-        p.write(0, &[0x00, 0x10]);
-        p.write(0, &[0x00]);
-        assert!(!c.stopping());
-        p.write(0, &POWER_OFF_VALUE.to_le_bytes());
-        assert_eq!(c.reason(), Some(StopReason::PowerOff));
+        DebugExit(c.clone()).write(0, &[1, 2, 3]);
+        assert!(!c.stopping(), "3-byte writes do not exist on x86");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One place builds devices.
 //!
 //! Every `[[device]] kind` (a PCI function) and every platform device (not a PCI
-//! function: serial, debug-exit, power-off, POST port, ...) is one module with two
+//! function: serial, debug-exit, ACPI, POST port, ...) is one module with two
 //! parts:
 //! * a **parse** function that turns its TOML table into its own typed spec, placing every
 //!   error at `file:line:column` (the loader calls it; `kvmbus check` runs the same);
@@ -92,6 +92,10 @@ pub const PCI_KINDS: &[PciKind] = &[
         name: "hypercall-gateway",
         parse: kinds::hypercall_gateway::parse,
     },
+    PciKind {
+        name: "pci-testdev",
+        parse: kinds::pci_testdev::parse,
+    },
 ];
 
 /// Every platform device, in build order.
@@ -101,16 +105,24 @@ pub const PLATFORM: &[PlatformKind] = &[
         parse: kinds::serial::parse,
     },
     PlatformKind {
-        section: "",
+        section: "debug_exit",
         parse: kinds::legacy::parse_debug_exit,
     },
     PlatformKind {
         section: "",
-        parse: kinds::legacy::parse_power_off,
+        parse: kinds::acpi::parse,
     },
     PlatformKind {
         section: "",
         parse: kinds::legacy::parse_post,
+    },
+    PlatformKind {
+        section: "pc_testdev",
+        parse: kinds::pc_testdev::parse,
+    },
+    PlatformKind {
+        section: "fw_cfg",
+        parse: kinds::fw_cfg::parse,
     },
 ];
 

@@ -1,11 +1,13 @@
 //! Guest image loaders.
 
 mod elf;
+mod modules;
 mod multiboot;
 
+pub use modules::{load_modules, LoadedModules, Module};
 pub use multiboot::{
-    load_multiboot, write_boot_info, BootInfo, LoadedImage, CMDLINE_MAX, EBDA_START as EBDA_ADDR,
-    MBI_ADDR, MB_BOOTLOADER_MAGIC,
+    load_multiboot, write_boot_info, write_multiboot_info, BootInfo, LoadedImage, CMDLINE_MAX,
+    EBDA_START as EBDA_ADDR, MBI_ADDR, MB_BOOTLOADER_MAGIC,
 };
 
 /// Why an image could not be loaded. Messages are complete sentences for the user.
@@ -41,6 +43,20 @@ pub enum LoadError {
         /// Segment start.
         start: u64,
         /// Segment end.
+        end: u64,
+        /// Guest memory size.
+        mem: u64,
+    },
+    /// A multiboot module does not fit in guest memory after the kernel.
+    #[error("module {index} ({path}) at {start:#x}..{end:#x} does not fit in guest memory (0..{mem:#x}); raise [vm] memory_mib")]
+    ModuleOutsideMemory {
+        /// Its index in `[boot] modules`.
+        index: usize,
+        /// Its path.
+        path: String,
+        /// Where it would start.
+        start: u64,
+        /// Where it would end.
         end: u64,
         /// Guest memory size.
         mem: u64,

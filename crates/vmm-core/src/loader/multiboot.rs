@@ -5,10 +5,11 @@
 //! conventional AP trampoline page 0x8000 and everything from 1 MiB stay the guest's):
 //! 0x5000 memory map, 0x6000 multiboot info, 0x6800 command line (2 KiB),
 //! 0x7000 boot loader name. The MP table lives at 0x9FC00 (see `arch::mptable`).
+//! Modules and their list follow the kernel (see `modules`).
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
-use super::{elf, LoadError};
+use super::{elf, LoadError, LoadedModules};
 
 /// Where the multiboot information structure is written (EBX at entry).
 pub const MBI_ADDR: u64 = 0x6000;
@@ -182,14 +183,37 @@ pub fn load_multiboot(
 
 /// Writes the multiboot information structure, memory map, command line and loader name.
 pub fn write_boot_info(mem: &GuestMemoryMmap, info: &BootInfo) -> Result<(), LoadError> {
+    write_info(mem, info.mem_size, info.cmdline, None)
+}
+
+/// Writes the multiboot information as QEMU's `-kernel` does: the command line is the
+/// image's name, a space and `info.cmdline` (kvm-unit-tests takes its first word as
+/// `argv[0]`), the boot device is 0x8000ffff, and the module list is always flagged
+/// (bit 3) with `modules`' count and address.
+pub fn write_multiboot_info<M: Bytes<GuestAddress>>(
+    mem: &M,
+    info: &BootInfo,
+    image: &str,
+    modules: &LoadedModules,
+) -> Result<(), LoadError> {
+    let cmdline = format!("{image} {}", info.cmdline);
+    write_info(mem, info.mem_size, &cmdline, Some(modules))
+}
+
+fn write_info<M: Bytes<GuestAddress>>(
+    mem: &M,
+    mem_size: u64,
+    cmdline: &str,
+    modules: Option<&LoadedModules>,
+) -> Result<(), LoadError> {
     let invalid = |what: String| LoadError::Invalid {
         image: "boot info".into(),
         what,
     };
-    if info.cmdline.len() >= CMDLINE_MAX {
+    if cmdline.len() >= CMDLINE_MAX {
         return Err(invalid(format!(
             "the command line is {} bytes; at most {} fit",
-            info.cmdline.len(),
+            cmdline.len(),
             CMDLINE_MAX - 1
         )));
     }
@@ -204,16 +228,24 @@ pub fn write_boot_info(mem: &GuestMemoryMmap, info: &BootInfo) -> Result<(), Loa
     region(0, EBDA_START, 1);
     region(EBDA_START, 0xA0000 - EBDA_START, 2);
     region(0xF0000, 0x10000, 2);
-    region(0x10_0000, info.mem_size - 0x10_0000, 1);
+    region(0x10_0000, mem_size - 0x10_0000, 1);
 
     let mut mbi = [0u8; 88];
     let mut put = |o: usize, v: u32| mbi[o..o + 4].copy_from_slice(&v.to_le_bytes());
     // flags: mem (0), cmdline (2), mmap (6), boot loader name (9)
-    put(0, (1 << 0) | (1 << 2) | (1 << 6) | (1 << 9));
+    let mut flags = (1 << 0) | (1 << 2) | (1 << 6) | (1 << 9);
+    if let Some(m) = modules {
+        // boot device (1) and modules (3), as QEMU sets them
+        flags |= (1 << 1) | (1 << 3);
+        put(12, 0x8000_ffff);
+        put(20, m.ranges.len() as u32);
+        put(24, m.list_addr as u32);
+    }
+    put(0, flags);
     put(4, (EBDA_START / 1024) as u32);
     put(
         8,
-        ((info.mem_size - 0x10_0000) / 1024).min(u32::MAX as u64) as u32,
+        ((mem_size - 0x10_0000) / 1024).min(u32::MAX as u64) as u32,
     );
     put(16, CMDLINE_ADDR as u32);
     put(44, mmap.len() as u32);
@@ -221,12 +253,16 @@ pub fn write_boot_info(mem: &GuestMemoryMmap, info: &BootInfo) -> Result<(), Loa
     put(64, LOADER_NAME_ADDR as u32);
 
     let w = |data: &[u8], at: u64| {
-        mem.write_slice(data, GuestAddress(at))
-            .map_err(|e| invalid(e.to_string()))
+        mem.write_slice(data, GuestAddress(at)).map_err(|_| {
+            invalid(format!(
+                "guest memory lacks {at:#x}..{:#x}",
+                at + data.len() as u64
+            ))
+        })
     };
     w(&mmap, MMAP_ADDR)?;
     w(&mbi, MBI_ADDR)?;
-    let mut cmd = info.cmdline.as_bytes().to_vec();
+    let mut cmd = cmdline.as_bytes().to_vec();
     cmd.push(0);
     w(&cmd, CMDLINE_ADDR)?;
     w(b"kvmbus\0", LOADER_NAME_ADDR)?;
@@ -412,5 +448,46 @@ mod tests {
             }
         )
         .is_err());
+    }
+
+    #[test]
+    fn qemu_style_info_prefixes_the_image_and_lists_modules() {
+        let m = mem(8 << 20);
+        let mods = super::super::load_modules(
+            &m,
+            8 << 20,
+            0x10_1000,
+            &[super::super::Module {
+                path: "env",
+                args: "",
+                data: b"A=1\n",
+            }],
+        )
+        .unwrap();
+        let info = BootInfo {
+            mem_size: 8 << 20,
+            cmdline: "-v 3",
+        };
+        write_multiboot_info(&m, &info, "x86/t.flat", &mods).unwrap();
+        let rd = |o: u64| m.read_obj::<u32>(GuestAddress(MBI_ADDR + o)).unwrap();
+        assert_eq!(rd(0) & 0b1010, 0b1010, "boot device and modules flagged");
+        assert_eq!(rd(12), 0x8000_ffff);
+        assert_eq!((rd(20), rd(24)), (1, mods.list_addr as u32));
+        let mut c = [0u8; 16];
+        m.read_slice(&mut c, GuestAddress(CMDLINE_ADDR)).unwrap();
+        assert_eq!(&c, b"x86/t.flat -v 3\0");
+        // No modules: the flag stays, the count is 0; an empty command line leaves
+        // QEMU's trailing space.
+        let none = super::super::load_modules(&m, 8 << 20, 0x10_1000, &[]).unwrap();
+        let info = BootInfo {
+            mem_size: 8 << 20,
+            cmdline: "",
+        };
+        write_multiboot_info(&m, &info, "k", &none).unwrap();
+        assert_eq!(rd(20), 0);
+        assert_eq!(rd(0) & 0b1000, 0b1000);
+        let mut c = [0u8; 3];
+        m.read_slice(&mut c, GuestAddress(CMDLINE_ADDR)).unwrap();
+        assert_eq!(&c, b"k \0");
     }
 }

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use pci_emu::{Bdf, PciBus, PciFunction};
+use pci_emu::{Bdf, PciBus, PciFunction, UnlockedBar};
 
 use super::PciPlatform;
 use crate::bus::BusDevice;
@@ -64,16 +64,28 @@ pub struct BarRegion {
     pub bdf: Bdf,
     /// The BAR index.
     pub bar: u8,
+    /// Registers the function serves without its lock (tried first).
+    pub unlocked: Option<Arc<dyn UnlockedBar>>,
 }
 
 impl BusDevice for BarRegion {
     fn read(&self, offset: u64, data: &mut [u8]) {
+        if self.unlocked.as_ref().is_some_and(|u| u.read(offset, data)) {
+            return;
+        }
         self.function
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .bar_read(self.bar, offset, data);
     }
     fn write(&self, offset: u64, data: &[u8]) {
+        if self
+            .unlocked
+            .as_ref()
+            .is_some_and(|u| u.write(offset, data))
+        {
+            return;
+        }
         let events = self
             .function
             .lock()

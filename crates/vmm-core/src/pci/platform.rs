@@ -169,11 +169,16 @@ impl PciPlatform {
             return;
         };
         gauge.set(base as f64);
+        let unlocked = function
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unlocked_bar(c.index);
         let region = Arc::new(BarRegion {
             platform: self.me.clone(),
             function,
             bdf,
             bar: c.index,
+            unlocked,
         });
         let name = format!("{bdf} BAR{}", c.index);
         // Overlaps: the range mapped first keeps the addresses; the newcomer is left

@@ -87,3 +87,28 @@ fn absent_families_give_empty_views() {
     assert!(overview(&f).is_empty() && exits(&f).is_empty() && interrupts(&f).is_empty());
     assert!(pci_tree(&e).is_empty() && hypercalls(&f).is_empty());
 }
+
+#[test]
+fn bar_kinds_read_as_words() {
+    assert_eq!(bar_kind("Io"), "io");
+    assert_eq!(bar_kind("io"), "io");
+    assert_eq!(bar_kind("Mem32 { prefetchable: false }"), "mem32");
+    assert_eq!(bar_kind("Mem64 { prefetchable: true }"), "mem64 pref");
+    assert_eq!(bar_kind("odd"), "odd");
+}
+
+#[test]
+fn folding_sums_vcpus() {
+    let (a, b) = fixture::pair();
+    let f = Frames {
+        base: &a,
+        prev: &a,
+        cur: &b,
+    };
+    let folded = fold_vcpus(exits(&f));
+    let io = folded.iter().find(|r| r.reason == "io").unwrap();
+    assert_eq!(io.vcpu, "all");
+    assert_eq!(io.user_rate, Some(1510.0));
+    assert_eq!(io.kvm_rate, Some(7515.0));
+    assert_eq!(folded.iter().filter(|r| r.reason == "io").count(), 1);
+}

@@ -9,8 +9,14 @@ use crate::tui::data;
 use crate::tui::fmt;
 
 pub(super) fn draw(f: &mut Frame, area: Rect, app: &App) {
-    let mut rows: Vec<data::ExitRow> = data::exits(&app.frames())
+    let mut rows = data::exits(&app.frames());
+    if app.fold {
+        rows = data::fold_vcpus(rows);
+    }
+    let mut rows: Vec<data::ExitRow> = rows
         .into_iter()
+        .filter(|r| app.shows_vm(&r.vm))
+        .filter(|r| app.shows_counts(&[r.user_total, r.kvm_total]))
         .filter(|r| app.passes(&format!("{} {} {}", r.vm, r.vcpu, r.reason)))
         .collect();
     sort_rows(
@@ -52,6 +58,10 @@ pub(super) fn draw(f: &mut Frame, area: Rect, app: &App) {
             Constraint::Length(8),
         ],
         rows,
-        "no exit counters (kvmbus_vcpu_exits_total, kvmbus_kvm_vcpu_*_exits_total)",
+        if app.show_zero {
+            "no exit counters (kvmbus_vcpu_exits_total, kvmbus_kvm_vcpu_*_exits_total)"
+        } else {
+            "no exits counted yet (z shows zero rows)"
+        },
     );
 }

@@ -11,6 +11,7 @@ use crate::tui::fmt;
 pub(super) fn draw(f: &mut Frame, area: Rect, app: &App) {
     let mut rows: Vec<data::HypercallRow> = data::hypercalls(&app.frames())
         .into_iter()
+        .filter(|r| app.shows_vm(&r.vm) && app.shows_counts(&[r.total]))
         .filter(|r| app.passes(&format!("{} {} {}", r.vm, r.nr, r.path)))
         .collect();
     sort_rows(

@@ -6,13 +6,14 @@ mod interrupts;
 mod overview;
 mod pci;
 
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Row, Table, Tabs};
+use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Tabs};
 use ratatui::Frame;
 
 use super::app::{App, Sort, VIEWS};
+use super::fmt::ellipsize;
 use super::keys::HELP;
 
 /// Draws the whole screen.
@@ -70,8 +71,17 @@ fn draw_title(f: &mut Frame, area: Rect, app: &App) {
             app.sort.name()
         )),
     ];
+    if let Some(vm) = &app.vm {
+        spans.push(Span::raw(format!("  vm {vm}")));
+    }
     if !app.filter.is_empty() {
         spans.push(Span::raw(format!("  filter \"{}\"", app.filter)));
+    }
+    if app.fold {
+        spans.push(Span::raw("  vCPUs folded"));
+    }
+    if app.show_zero {
+        spans.push(Span::raw("  zeros shown"));
     }
     if app.paused {
         spans.push(Span::styled("  PAUSED", Style::new().fg(Color::Yellow)));
@@ -82,11 +92,15 @@ fn draw_title(f: &mut Frame, area: Rect, app: &App) {
 fn draw_footer(f: &mut Frame, area: Rect, app: &App) {
     let line = if let Some(text) = &app.editing {
         Line::from(format!("filter: {text}_  (Enter apply, Esc clear)"))
+    } else if let Some(text) = &app.picking {
+        Line::from(format!(
+            "VM: {text}_  (Enter shows it, empty for all, Esc cancels)"
+        ))
     } else if let Some(e) = app.errors.first() {
         Line::styled(format!("error: {e}"), Style::new().fg(Color::Red))
     } else {
         Line::styled(
-            "q quit  h help  p pause  s sort  f filter  r reset  tab view  +/- refresh",
+            "q quit  h help  p pause  s sort  f filter  g/b VM  x fold  z zeros  tab view",
             Style::new().add_modifier(Modifier::DIM),
         )
     };
@@ -113,6 +127,11 @@ fn draw_help(f: &mut Frame, area: Rect) {
     );
 }
 
+/// Column headers of figures, right-aligned.
+const NUMERIC: &[&str] = &[
+    "User", "User/s", "KVM", "KVM/s", "Avg", "Total", "Rate/s", "p50", "p99", "GSI", "Vec",
+];
+
 /// A table with a bold header, after `scroll` rows, or a "no data" line when empty.
 pub(super) fn table(
     f: &mut Frame,
@@ -128,9 +147,37 @@ pub(super) fn table(
         return;
     }
     let skip = app.scroll.min(rows.len().saturating_sub(1));
-    let header = Row::new(header.iter().map(|h| h.to_string()))
+    // Cut cells to their column's width with an ellipsis rather than silently.
+    let cols: Vec<u16> = Layout::horizontal(widths.to_vec())
+        .flex(Flex::Start)
+        .spacing(1)
+        .split(area)
+        .iter()
+        .map(|r| r.width)
+        .collect();
+    let cut = |cells: Vec<String>| -> Vec<String> {
+        cells
+            .into_iter()
+            .zip(cols.iter().chain(std::iter::repeat(&u16::MAX)))
+            .map(|(c, &w)| ellipsize(&c, w))
+            .collect()
+    };
+    let rows: Vec<Vec<String>> = rows.into_iter().map(cut).collect();
+    // Figures are right-aligned under right-aligned headers.
+    let numeric: Vec<bool> = header.iter().map(|h| NUMERIC.contains(h)).collect();
+    let cells = |cells: Vec<String>| -> Row<'static> {
+        Row::new(cells.into_iter().enumerate().map(|(i, c)| {
+            let line = Line::from(c);
+            if numeric.get(i).copied().unwrap_or(false) {
+                Cell::from(line.right_aligned())
+            } else {
+                Cell::from(line)
+            }
+        }))
+    };
+    let header = cells(header.iter().map(|h| h.to_string()).collect())
         .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
-    let rows = rows.into_iter().skip(skip).map(Row::new);
+    let rows = rows.into_iter().skip(skip).map(cells);
     f.render_widget(
         Table::new(rows, widths.to_vec())
             .header(header)

@@ -16,8 +16,15 @@ pub(super) fn draw(f: &mut Frame, area: Rect, app: &App) {
         f.render_widget(Paragraph::new(msg), area);
         return;
     }
+    let mut vm_shown = true;
     let lines: Vec<Line> = tree
         .into_iter()
+        .filter(|(depth, text)| {
+            if *depth == 0 {
+                vm_shown = app.shows_vm(text.strip_prefix("vm ").unwrap_or(text));
+            }
+            vm_shown
+        })
         .filter(|(_, text)| app.passes(text))
         .map(|(depth, text)| match depth {
             0 => Line::styled(text, Style::new().add_modifier(Modifier::BOLD)),
