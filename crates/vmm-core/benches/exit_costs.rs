@@ -90,7 +90,15 @@ fn main() {
     for (i, p) in PATHS.iter().enumerate() {
         bench("exit-costs", "kvmbus", p, "cycles/exit", &k[i]);
         bench("exit-costs", "qemu", p, "cycles/exit", &q[i]);
-        goal("exit-costs", p, "kvmbus", "qemu", "<=", 1.0, "at least as fast as QEMU");
+        goal(
+            "exit-costs",
+            p,
+            "kvmbus",
+            "qemu",
+            "<=",
+            1.0,
+            "at least as fast as QEMU",
+        );
     }
     let (k, q): (Vec<Stats>, Vec<Stats>) = (
         k.iter().map(|v| stats(v)).collect(),

@@ -26,6 +26,9 @@ use std::time::Duration;
 
 use vmm_core::startup::monotonic_ns;
 
+/// Values per system.
+type Series = BTreeMap<&'static str, Vec<f64>>;
+
 /// The environment variable that makes this binary the bare runner.
 const BARE_ENV: &str = "KVMBUS_BENCH_BARE_RUNNER";
 
@@ -36,6 +39,8 @@ struct Launch {
     marks: Vec<(String, f64)>,
 }
 
+// The child is reaped by wait4 (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
 fn launch(cmd: &mut Command) -> Launch {
     let t0 = monotonic_ns();
     let mut child = cmd
@@ -301,8 +306,7 @@ fn main() {
     println!("idle: idle guest halted with interrupts off, {idle_rounds} alternating rounds of {idle_secs} s");
     let idle_cfg = builtin_config(&dir, "idle", 1, "", "");
     let idle_elf = image(&dir, "idle");
-    let (mut cpu, mut wake): (BTreeMap<&str, Vec<f64>>, BTreeMap<&str, Vec<f64>>) =
-        Default::default();
+    let (mut cpu, mut wake) = (Series::new(), Series::new());
     for r in 0..idle_rounds {
         let k = Command::new(env!("CARGO_BIN_EXE_kvmbus"))
             .arg("run")

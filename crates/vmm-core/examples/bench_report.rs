@@ -54,20 +54,20 @@ fn svg(title: &str, rows: &[&Series]) -> String {
     let hi = if max > lo { max * 1.05 } else { lo + 1.0 };
     let x = |v: f64| left + (v - lo) / (hi - lo) * (w - left - right);
     let mut s = String::new();
-    let _ = write!(
+    let _ = writeln!(
         s,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"10\" y=\"20\" font-size=\"14\">{}</text>\n",
+         <text x=\"10\" y=\"20\" font-size=\"14\">{}</text>",
         esc(title)
     );
     let axis_y = top + row_h * rows.len() as f64;
     for i in 0..=4 {
         let v = lo + (hi - lo) * i as f64 / 4.0;
-        let _ = write!(
+        let _ = writeln!(
             s,
             "<line x1=\"{0:.1}\" y1=\"{top}\" x2=\"{0:.1}\" y2=\"{axis_y}\" stroke=\"#ddd\"/>\
-             <text x=\"{0:.1}\" y=\"{1}\" text-anchor=\"middle\">{2}</text>\n",
+             <text x=\"{0:.1}\" y=\"{1}\" text-anchor=\"middle\">{2}</text>",
             x(v),
             axis_y + 16.0,
             fmt(v)
@@ -95,17 +95,17 @@ fn svg(title: &str, rows: &[&Series]) -> String {
                 cy + jitter
             );
         }
-        let _ = write!(
+        let _ = writeln!(
             s,
-            "\n<line x1=\"{0:.1}\" y1=\"{1}\" x2=\"{0:.1}\" y2=\"{2}\" stroke=\"#d62728\" stroke-width=\"3\"/>\n",
+            "\n<line x1=\"{0:.1}\" y1=\"{1}\" x2=\"{0:.1}\" y2=\"{2}\" stroke=\"#d62728\" stroke-width=\"3\"/>",
             x(med),
             cy - 12.0,
             cy + 12.0
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{} (dots: every value; red bar: median)</text>\n</svg>\n",
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{} (dots: every value; red bar: median)</text>\n</svg>",
         (left + w - right) / 2.0,
         h - 6.0,
         esc(&rows[0].unit)
