@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo test --workspace -- --test-threads=2
+# The benchmark harness, every workload once at a tiny size (not a speed test).
+bash scripts/bench_test.sh

@@ -52,8 +52,8 @@ fn stats(v: &[f64]) -> Stats {
 }
 
 fn main() {
-    let n = env_or("EXITS", 16384);
-    let rounds = (env_or("ROUNDS", 5) as usize).max(5);
+    let n = scaled("EXITS", 16384, 256);
+    let rounds = (scaled("ROUNDS", 5, 1) as usize).max(if tiny() { 1 } else { 5 });
     let dir = scratch("exit-costs");
     let cmdline = format!("n={n}");
     let cfg = builtin_config(
@@ -86,6 +86,19 @@ fn main() {
             b[7]
         );
         std::io::stdout().flush().unwrap();
+    }
+    for (i, p) in PATHS.iter().enumerate() {
+        bench("exit-costs", "kvmbus", p, "cycles/exit", &k[i]);
+        bench("exit-costs", "qemu", p, "cycles/exit", &q[i]);
+        goal(
+            "exit-costs",
+            p,
+            "kvmbus",
+            "qemu",
+            "<=",
+            1.0,
+            "at least as fast as QEMU",
+        );
     }
     let (k, q): (Vec<Stats>, Vec<Stats>) = (
         k.iter().map(|v| stats(v)).collect(),

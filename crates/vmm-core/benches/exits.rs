@@ -48,8 +48,8 @@ fn bare(cfg: &std::path::Path) -> (f64, f64) {
 }
 
 fn main() {
-    let n = env_or("EXITS", 300_000);
-    let rounds = env_or("ROUNDS", 5) as usize;
+    let n = scaled("EXITS", 300_000, 2_000);
+    let rounds = scaled("ROUNDS", 5, 1) as usize;
     let dir = scratch("exits");
     let cfg = builtin_config(&dir, "pio-storm", 1, &format!("n={n}"), "");
 
@@ -70,6 +70,27 @@ fn main() {
         );
         std::io::stdout().flush().unwrap();
     }
+    bench("pio-exit", "bare", "cost", "cycles/exit", &b);
+    bench("pio-exit", "kvmbus", "cost", "cycles/exit", &k);
+    bench("pio-exit", "kvmbus+metrics", "cost", "cycles/exit", &on);
+    goal(
+        "pio-exit",
+        "cost",
+        "kvmbus+metrics",
+        "bare",
+        "<=",
+        1.01,
+        "PIO exit with metrics on <= 1.01x the bare loop",
+    );
+    goal(
+        "pio-exit",
+        "cost",
+        "kvmbus+metrics",
+        "kvmbus",
+        "<=",
+        1.02,
+        "metrics on <= 1.02x metrics off",
+    );
     let (k, b, on) = (median(k), median(b), median(on));
     let rate = |c: f64| khz * 1000.0 / c;
     println!(

@@ -23,8 +23,8 @@ fn backend(socket: &std::path::Path, mode: &str) -> Child {
 }
 
 fn main() {
-    let n = env_or("CALLS", 81920);
-    let k = env_or("SAMPLES", 500).min(1024);
+    let n = scaled("CALLS", 81920, 1024);
+    let k = scaled("SAMPLES", 500, 16).min(1024);
     let dir = scratch("hypercall");
     let (relay, direct) = (dir.join("relay.sock"), dir.join("direct.sock"));
     let extra = format!(
@@ -80,6 +80,9 @@ fn main() {
         lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
         let per_s = calls / (cycles / (khz * 1000.0));
+        bench("hypercall", path, "rate", "calls/s", &[per_s]);
+        bench("hypercall", path, "latency", "µs", &lat);
+        bench("hypercall", path, "p99", "µs", &[pct(0.99)]);
         rate.insert(path, per_s);
         println!(
             "{path:<10} {per_s:>12.0} {:>10.1} {:>10.1}",
@@ -87,6 +90,24 @@ fn main() {
             pct(0.99)
         );
     }
+    goal(
+        "hypercall",
+        "rate",
+        "ring",
+        "sync",
+        ">=",
+        5.0,
+        "ring >= 5x sync throughput",
+    );
+    goal(
+        "hypercall",
+        "rate",
+        "direct",
+        "ring-kv",
+        ">=",
+        0.8,
+        "direct within 20% of the in-process ring",
+    );
     println!(
         "ring / sync throughput: {:.2}x (goal >= 5x)",
         rate["ring"] / rate["sync"]

@@ -16,7 +16,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let rounds = env_or("ROUNDS", 2000);
+    let rounds = scaled("ROUNDS", 2000, 20);
     let dir = scratch("irq");
     let cfg = builtin_config(
         &dir,
@@ -47,8 +47,21 @@ fn main() {
         let rate = rounds as f64 / (total_cycles / (khz * 1000.0));
         let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
         println!("{name:<30} {rate:>12.0} {p50:>10.1} {p99:>10.1}");
+        let sys = ["irqfd", "signal-msi", "userspace-exit"][m];
+        bench("irq", sys, "rate", "irqs/s", &[rate]);
+        bench("irq", sys, "latency", "µs", &lat);
+        bench("irq", sys, "p99", "µs", &[p99]);
         rows.push((rate, p50, p99));
     }
+    goal(
+        "irq",
+        "rate",
+        "irqfd",
+        "userspace-exit",
+        ">=",
+        1.0,
+        "irqfd beats the userspace exit path",
+    );
     let (irqfd, msi, user) = (rows[0], rows[1], rows[2]);
     println!(
         "irqfd vs userspace path: {:.2}x the rate, p50 latency {:.2}x (goal: irqfd beats the userspace path)",

@@ -8,8 +8,8 @@ mod common;
 use common::*;
 
 fn main() {
-    let n = env_or("ACCESSES", 100_000);
-    let rounds = env_or("ROUNDS", 5) as usize;
+    let n = scaled("ACCESSES", 100_000, 1_000);
+    let rounds = scaled("ROUNDS", 5, 1) as usize;
     let dir = scratch("cam");
     let cmdline = format!("n={n}");
     let cfg = builtin_config(&dir, "cam-storm", 1, &cmdline, "");
@@ -32,6 +32,18 @@ fn main() {
         k.push(kc);
         q.push(qc);
     }
+    let rate = |c: &Vec<f64>| c.iter().map(|c| khz * 1000.0 / c).collect::<Vec<_>>();
+    bench("cam-read", "kvmbus", "rate", "reads/s", &rate(&k));
+    bench("cam-read", "qemu", "rate", "reads/s", &rate(&q));
+    goal(
+        "cam-read",
+        "rate",
+        "kvmbus",
+        "qemu",
+        ">=",
+        1.0,
+        "CAM reads at least as fast as QEMU",
+    );
     let (k, q) = (median(k), median(q));
     let rate = |c: f64| khz * 1000.0 / c;
     println!(

@@ -211,10 +211,12 @@ fn fail(e: &Error) -> i32 {
 }
 
 fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>, sd_dir: Option<PathBuf>) -> i32 {
+    vmm_core::startup::mark("main");
     let config = match load(&path) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    vmm_core::startup::mark("config loaded");
     let listen = metrics.or(config.metrics_listen);
     // Metrics are recorded when something reads them: an endpoint or the dashboard.
     let exporter = if listen.is_some() || tui {
@@ -228,6 +230,7 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>, sd_dir: Option<Pat
     } else {
         None
     };
+    vmm_core::startup::mark("exporter bound");
     if let Some(addr) = exporter.as_ref().and_then(|e| e.local_addr()) {
         eprintln!("kvmbus: metrics at http://{addr}/metrics");
     }
@@ -250,6 +253,7 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>, sd_dir: Option<Pat
     } else {
         vmm_core::logger::init(None);
     }
+    vmm_core::startup::mark("logger");
     let vm = match Vm::new(config) {
         Ok(vm) => vm,
         Err(e) => return fail(&e),
@@ -282,6 +286,7 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>, sd_dir: Option<Pat
     if let Some(p) = serial_note {
         eprintln!("kvmbus: guest serial output is in {}", p.display());
     }
+    vmm_core::startup::mark("run returned");
     match result {
         Ok(reason) => {
             let code = reason.exit_code();

@@ -22,6 +22,7 @@ pub mod memory;
 mod metric_names;
 pub mod pci;
 pub mod signals;
+pub mod startup;
 pub mod vcpu;
 pub mod vcpu_threads;
 pub mod vm;

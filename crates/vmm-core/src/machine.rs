@@ -13,6 +13,7 @@ use crate::devices::irq_line::{IrqLine, KvmIrqLine};
 use crate::devices::wiring::IrqLines;
 use crate::error::kvm_err;
 use crate::memory::GuestRam;
+use crate::startup::mark;
 use crate::{Error, Result};
 
 /// KVM's TSS and identity-map pages, just below the BIOS area at 4 GiB.
@@ -58,6 +59,7 @@ pub fn check_vcpus(config: &Config, kvm: &Kvm) -> Result<()> {
 /// Creates the VM: TSS and identity map, in-kernel irqchip and PIT, `ram` as slot 0.
 pub fn create_vm(kvm: &Kvm, ram: &GuestRam) -> Result<Arc<VmFd>> {
     let vm_fd = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+    mark("KVM_CREATE_VM");
     vm_fd
         .set_tss_address(KVM_TSS_ADDR)
         .map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
@@ -67,12 +69,14 @@ pub fn create_vm(kvm: &Kvm, ram: &GuestRam) -> Result<Arc<VmFd>> {
     vm_fd
         .create_irq_chip()
         .map_err(kvm_err("KVM_CREATE_IRQCHIP"))?;
+    mark("TSS, identity map, KVM_CREATE_IRQCHIP");
     vm_fd
         .create_pit2(kvm_pit_config {
             flags: KVM_PIT_SPEAKER_DUMMY,
             ..Default::default()
         })
         .map_err(kvm_err("KVM_CREATE_PIT2"))?;
+    mark("KVM_CREATE_PIT2");
     let host = ram
         .memory
         .get_host_address(GuestAddress(0))

@@ -62,7 +62,12 @@ impl VcpuThreads {
             let m = ExitMetrics::new(vm, id as u32, timed);
             let t = std::thread::Builder::new()
                 .name(format!("vcpu{id}"))
-                .spawn(move || vcpu::run_loop(vcpu, cx, m))
+                .spawn(move || {
+                    if id == 0 {
+                        crate::startup::mark("first KVM_RUN");
+                    }
+                    vcpu::run_loop(vcpu, cx, m)
+                })
                 .map_err(|e| Error::Io {
                     what: "spawning a vCPU thread".into(),
                     source: e,

@@ -109,3 +109,16 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
 }
+
+pub mod result;
+pub use result::{bench, goal};
+
+/// Whether `BENCH_SCALE=tiny` asks for one quick round of every workload.
+pub fn tiny() -> bool {
+    std::env::var("BENCH_SCALE").is_ok_and(|s| s == "tiny")
+}
+
+/// `name` from the environment, else `tiny_value` under `BENCH_SCALE=tiny`, else `full`.
+pub fn scaled(name: &str, full: u64, tiny_value: u64) -> u64 {
+    env_or(name, if tiny() { tiny_value } else { full })
+}
