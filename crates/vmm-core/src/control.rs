@@ -5,6 +5,8 @@ use std::sync::Mutex;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::devices::pm::SuspendGate;
+
 /// Why the VM stopped. The first reason reported wins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopReason {
@@ -84,6 +86,8 @@ pub struct VmControl {
     reason: Mutex<Option<StopReason>>,
     tx: Sender<()>,
     rx: Receiver<()>,
+    /// Where vCPUs park while the machine is in S3 (released by a stop request).
+    gate: SuspendGate,
 }
 
 impl Default for VmControl {
@@ -94,6 +98,7 @@ impl Default for VmControl {
             reason: Mutex::new(None),
             tx,
             rx,
+            gate: SuspendGate::default(),
         }
     }
 }
@@ -107,6 +112,14 @@ impl VmControl {
         }
         self.stopping.store(true, Ordering::SeqCst);
         let _ = self.tx.try_send(());
+        drop(r);
+        // vCPUs parked in S3 must see the stop too.
+        self.gate.release();
+    }
+
+    /// The S3 suspend gate the PM device and the vCPU threads share.
+    pub fn suspend_gate(&self) -> &SuspendGate {
+        &self.gate
     }
 
     /// True once a stop was requested (checked by vCPU loops after every exit).
