@@ -286,3 +286,149 @@ impl SleepHandler for S3Sleep {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A stand-in vCPU thread: parks whenever the gate changed and reports what it got.
+    fn vcpu(
+        gate: Arc<VmControl>,
+        id: u32,
+        out: mpsc::Sender<(u32, Park)>,
+    ) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            let g = gate.suspend_gate();
+            let mut me = ParkState::default();
+            loop {
+                if g.changed(&me) {
+                    let p = g.park(id, &mut me);
+                    let stop = p == Park::Stop;
+                    out.send((id, p)).unwrap();
+                    if stop {
+                        return;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    }
+
+    fn recv(rx: &mpsc::Receiver<(u32, Park)>) -> (u32, Park) {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("a vCPU reported")
+    }
+
+    #[test]
+    fn wake_resumes_bsp_at_the_vector_and_aps_to_wait_for_sipi() {
+        let c = Arc::new(VmControl::default());
+        let g = c.suspend_gate();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        g.set_on_resume(Box::new(move |r| {
+            s2.lock().unwrap().push(r);
+            Ok(0x9_a3c5)
+        }));
+        g.request_wake(WakeReason::Rtc); // not suspended: ignored
+        g.suspend();
+        assert!(g.suspended());
+        let (tx, rx) = mpsc::channel();
+        let t: Vec<_> = (0..3).map(|id| vcpu(c.clone(), id, tx.clone())).collect();
+        // Parked: nobody reports while suspended.
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+        g.request_wake(WakeReason::Rtc);
+        let mut got: Vec<_> = (0..3).map(|_| recv(&rx)).collect();
+        got.sort_by_key(|g| g.0);
+        assert_eq!(
+            got,
+            [
+                (0, Park::Resume(ResumeTo::RealMode { vector: 0x9_a3c5 })),
+                (1, Park::Resume(ResumeTo::WaitForSipi)),
+                (2, Park::Resume(ResumeTo::WaitForSipi)),
+            ]
+        );
+        assert_eq!(*seen.lock().unwrap(), [WakeReason::Rtc]);
+        assert!(!g.suspended());
+        c.request_stop(StopReason::PowerOff);
+        for _ in 0..3 {
+            assert_eq!(recv(&rx).1, Park::Stop);
+        }
+        t.into_iter().for_each(|t| t.join().unwrap());
+    }
+
+    #[test]
+    fn a_stop_while_suspended_unparks_every_vcpu() {
+        let c = Arc::new(VmControl::default());
+        c.suspend_gate().suspend();
+        let (tx, rx) = mpsc::channel();
+        let t: Vec<_> = (0..2).map(|id| vcpu(c.clone(), id, tx.clone())).collect();
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+        c.request_stop(StopReason::Signal(libc::SIGTERM));
+        for _ in 0..2 {
+            assert_eq!(recv(&rx).1, Park::Stop);
+        }
+        t.into_iter().for_each(|t| t.join().unwrap());
+        // Suspending a stopping VM does nothing.
+        let c = VmControl::default();
+        c.request_stop(StopReason::PowerOff);
+        c.suspend_gate().suspend();
+        assert!(!c.suspend_gate().suspended());
+    }
+
+    #[test]
+    fn a_failed_resume_is_a_fault_for_the_bsp() {
+        let c = Arc::new(VmControl::default());
+        let g = c.suspend_gate();
+        g.set_on_resume(Box::new(|_| Err("no vector".into())));
+        g.suspend();
+        g.request_wake(WakeReason::Other);
+        let mut me = ParkState::default();
+        assert!(g.changed(&me));
+        assert!(matches!(g.park(0, &mut me), Park::Fault(d) if d.contains("no vector")));
+    }
+
+    #[test]
+    fn s3_write_suspends_and_vcpu0_resets_the_devices_on_wake() {
+        use crate::bus::{Bus, Space};
+        use crate::devices::irq_line::{IrqLine, RecordingIrqLine};
+        use crate::devices::pm::{PM1A_CNT_PORT, PM1A_EVT_PORT, RTC_STS, SCI_EN, WAK_STS};
+        use vm_memory::{Bytes, GuestAddress};
+
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
+        let pio = Bus::new(Space::Pio, "t");
+        let c = Arc::new(VmControl::default());
+        let sleep = Arc::new(S3Sleep::new(c.clone()));
+        let line = |_| -> Arc<dyn IrqLine> { Arc::new(RecordingIrqLine::default()) };
+        let mut acpi = AcpiPlatform::build(&mem, 1 << 20, 1, &pio, line, sleep.clone()).unwrap();
+        sleep.attach(&acpi, mem.clone());
+        mem.write_obj(0x1000u32, GuestAddress(acpi.layout.facs + 12))
+            .unwrap();
+        pio.write(PM1A_EVT_PORT as u64 + 2, &RTC_STS.to_le_bytes());
+        pio.write(PM1A_CNT_PORT as u64, &0x2400u16.to_le_bytes()); // s3.c's write
+        let g = c.suspend_gate();
+        assert!(g.suspended() && !c.stopping());
+        // The CMOS shutdown status says "S3 resume", as QEMU's suspend notifier writes.
+        pio.write(0x70, &[0x0f]);
+        let mut b = [0u8];
+        pio.read(0x71, &mut b);
+        assert_eq!(b, [0xfe]);
+        g.request_wake(WakeReason::Rtc);
+        let mut me = ParkState::default();
+        assert_eq!(
+            g.park(0, &mut me),
+            Park::Resume(ResumeTo::RealMode { vector: 0x1000 })
+        );
+        assert!(!g.suspended());
+        // System reset, then the wakeup notifier's bits.
+        assert_eq!(acpi.pm.read_sts() & (WAK_STS | RTC_STS), WAK_STS | RTC_STS);
+        assert_eq!(acpi.pm.read_en(), 0);
+        assert_eq!(acpi.pm.read_cnt(), SCI_EN);
+        assert_eq!(g.park(0, &mut me), Park::Run);
+        // S5 still powers off.
+        pio.write(PM1A_CNT_PORT as u64, &0x2000u16.to_le_bytes());
+        assert_eq!(c.reason(), Some(StopReason::PowerOff));
+        acpi.stop();
+    }
+}
