@@ -3,7 +3,7 @@
  * it, enables RTC wake (PM1_EN.RTC_EN), sets the RTC alarm for the next second and
  * writes SLP_TYP(S3)|SLP_EN to PM1a_CNT. The stub prints a line and writes the marker at
  * 0x600 to debug-exit: 0 (exit code 1) if the vCPU stopped at the PM1a_CNT write, 1 if it
- * ran on past it. */
+ * ran on past it. With `nowake` RTC_EN stays clear and the machine sleeps on. */
 #include "../lib/acpi.h"
 #include "../lib/rtc.h"
 
@@ -48,7 +48,9 @@ void kmain(u32 magic, void *mbi) {
     facs->waking_vector = RESUME_AT;
     printf("s3-check: FACS at %x, waking vector %x, PM1a_CNT %x, SLP_TYP(S3) %d\n", (u32)facs,
            facs->waking_vector, fadt->pm1a_cnt_blk, typ);
-    outw((u16)(fadt->pm1a_evt_blk + 2), 0x400); /* RTC_EN */
+    /* `nowake` on the command line leaves RTC_EN clear: the alarm must not wake the
+     * machine, which then sleeps until the VMM is stopped. */
+    if (!cmdline_has("nowake")) outw((u16)(fadt->pm1a_evt_blk + 2), 0x400); /* RTC_EN */
 
     /* The alarm for the next second, as s3.c sets it. */
     rtc_wait_uip(1, 1100000);

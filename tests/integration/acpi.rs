@@ -154,17 +154,91 @@ fn the_same_guests_pass_under_qemu_with_the_same_platform() {
     };
     assert_eq!(blocks(&qout), blocks(&ours));
 
-    let q = qemu("qemu-rtc-check", "rtc-check", 1, "");
+    // QEMU itself misses the RTC's 244 us update window when the host is loaded (a
+    // slow vCPU): up to three tries, each asserting the whole verdict.
+    let mut q = qemu("qemu-rtc-check", "rtc-check", 1, "");
+    for _ in 0..2 {
+        if q.status.code() == Some(1) && stdout(&q).contains("rtc-check: all ok") {
+            break;
+        }
+        q = qemu("qemu-rtc-check", "rtc-check", 1, "");
+    }
     let qout = stdout(&q);
     assert_eq!(q.status.code(), Some(1), "{qout}\n{}", stderr(&q));
     assert!(qout.contains("rtc-check: all ok"), "{qout}");
 
-    // kvm-unit-tests' s3 protocol on QEMU: what s3-check expects of kvmbus once S3 is in.
+    // kvm-unit-tests' s3 protocol: suspend, RTC alarm, resume at the FACS waking vector
+    // in real mode; the same lines under QEMU and kvmbus (but the FACS address).
     let q = qemu("qemu-s3-check", "s3-check", 1, "");
     let qout = stdout(&q);
     assert_eq!(q.status.code(), Some(1), "{qout}\n{}", stderr(&q));
-    assert!(
-        qout.contains("s3-check: resumed at the waking vector in real mode"),
-        "{qout}"
+    let (reason, ours) = run_acpi_guest("ours-s3-check", "s3-check", 1, "");
+    assert_eq!(reason, 1, "debug-exit 0 from the resume stub: {ours}");
+    assert_eq!(
+        s3_lines(&qout),
+        s3_lines(&ours),
+        "QEMU:\n{qout}\nkvmbus:\n{ours}"
     );
+}
+
+/// s3-check's lines, the FACS address cut out.
+fn s3_lines(out: &str) -> Vec<String> {
+    let lines: Vec<String> = out
+        .lines()
+        .filter(|l| l.starts_with("s3-check:"))
+        .map(|l| match l.split_once(", waking vector") {
+            Some((_, rest)) => format!("FACS ..., waking vector{rest}"),
+            None => l.to_string(),
+        })
+        .collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(
+        lines[2], "s3-check: resumed at the waking vector in real mode",
+        "{out}"
+    );
+    lines
+}
+
+#[test]
+fn s3_with_application_processors_resumes_the_bsp_at_the_waking_vector() {
+    if !kvm_or_skip("s3_with_application_processors_resumes_the_bsp_at_the_waking_vector") {
+        return;
+    }
+    for vcpus in [2, 4] {
+        let (reason, out) = run_acpi_guest(&format!("s3-{vcpus}"), "s3-check", vcpus, "");
+        assert_eq!(reason, 1, "debug-exit 0 from the resume stub: {out}");
+        s3_lines(&out);
+    }
+}
+
+#[test]
+fn sigterm_while_suspended_ends_the_vm_promptly() {
+    if !kvm_or_skip("sigterm_while_suspended_ends_the_vm_promptly") {
+        return;
+    }
+    // `nowake` leaves RTC_EN clear: the alarm fires but must not wake the machine.
+    let d = scratch("s3-stop");
+    let cfg = config(&d, "s3-stop", &builtin("s3-check", 2, "nowake"));
+    let mut child = spawn_vm(&cfg, &[]);
+    wait_for_output(&mut child, "s3-check: suspending", T);
+    // Past the alarm (the next second) with margin: still asleep.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "kvmbus ended while suspended"
+    );
+    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("kvmbus did not exit within 5 s of SIGTERM while suspended");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    let rest = stdout(&out);
+    assert!(!rest.contains("resumed"), "woke without RTC_EN: {rest}");
 }

@@ -39,6 +39,19 @@ fn main() {
             q[2][r]
         );
     }
+    for (i, w) in what.iter().enumerate().skip(1) {
+        common::bench("bar-move", "kvmbus", w, "cycles/move", &k[i]);
+        common::bench("bar-move", "qemu", w, "cycles/move", &q[i]);
+    }
+    common::goal(
+        "bar-move",
+        "io",
+        "kvmbus",
+        "qemu",
+        "<=",
+        2.0,
+        "an I/O BAR move within 2x of QEMU's",
+    );
     let us = |c: f64| c / khz * 1000.0;
     let k: Vec<f64> = k.into_iter().map(median).collect();
     let q: Vec<f64> = q.into_iter().map(median).collect();

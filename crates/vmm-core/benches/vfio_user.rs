@@ -110,6 +110,20 @@ fn main() {
         cyc(&remote, "mmio"),
         cyc(&remote, "mapped"),
     );
+    common::bench("vfio-user", "in-process", "io-read", "cycles", &[lio]);
+    common::bench("vfio-user", "forwarded", "io-read", "cycles", &[rio]);
+    common::bench("vfio-user", "in-process", "mmio-read", "cycles", &[lmm]);
+    common::bench("vfio-user", "forwarded", "mmio-read", "cycles", &[rmm]);
+    common::bench("vfio-user", "mapped", "mmio-read", "cycles", &[map]);
+    common::goal(
+        "vfio-user",
+        "io-read",
+        "forwarded",
+        "in-process",
+        "<=",
+        2.0,
+        "a forwarded BAR read costs at most 2x an in-process one",
+    );
     println!("vfio-user bench: {reads} reads per BAR (guest TSC, {khz:.0} kHz)");
     println!("{:<34} {:>10} {:>10}", "BAR read", "cycles", "µs");
     for (name, c) in [

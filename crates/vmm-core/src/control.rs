@@ -5,6 +5,8 @@ use std::sync::Mutex;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::devices::pm::SuspendGate;
+
 /// Why the VM stopped. The first reason reported wins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopReason {
@@ -88,6 +90,8 @@ pub struct VmControl {
     hooks: Mutex<Vec<StopHook>>,
     tx: Sender<()>,
     rx: Receiver<()>,
+    /// Where vCPUs park while the machine is in S3 (released by a stop request).
+    gate: SuspendGate,
 }
 
 impl Default for VmControl {
@@ -99,6 +103,7 @@ impl Default for VmControl {
             hooks: Mutex::new(Vec::new()),
             tx,
             rx,
+            gate: SuspendGate::default(),
         }
     }
 }
@@ -118,6 +123,13 @@ impl VmControl {
             }
         }
         let _ = self.tx.try_send(());
+        // vCPUs parked in S3 must see the stop too.
+        self.gate.release();
+    }
+
+    /// The S3 suspend gate the PM device and the vCPU threads share.
+    pub fn suspend_gate(&self) -> &SuspendGate {
+        &self.gate
     }
 
     /// Runs `hook` when the first stop is requested (at once if one already was), on

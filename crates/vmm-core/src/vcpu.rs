@@ -12,6 +12,7 @@ use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use crate::bus::Bus;
 use crate::control::{StopReason, VmControl};
+use crate::devices::pm::{Park, ParkState, ResumeTo};
 
 /// Exit reasons as counted (label `reason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,8 +236,15 @@ fn internal_error_detail(vcpu: &mut VcpuFd) -> String {
 pub fn run_loop(mut vcpu: VcpuFd, cx: VcpuContext, m: ExitMetrics) {
     let slot = std::ptr::addr_of_mut!(vcpu.get_kvm_run().immediate_exit);
     crate::signals::set_immediate_exit_slot(slot);
+    // S3: this thread parks at the gate (outside KVM_RUN) while the machine sleeps.
+    let gate = cx.control.suspend_gate();
+    gate.register(cx.id);
+    let mut parked = ParkState::default();
     let mut n: u32 = 0;
     while !cx.control.stopping() {
+        if gate.changed(&parked) && !after_park(&vcpu, &cx, gate.park(cx.id, &mut parked)) {
+            break;
+        }
         n = n.wrapping_add(1);
         let result = vcpu.run();
         let start = (m.timed && n % TIMING_SAMPLE == 0).then(Instant::now);
@@ -260,7 +268,33 @@ pub fn run_loop(mut vcpu: VcpuFd, cx: VcpuContext, m: ExitMetrics) {
             break;
         }
     }
+    gate.unregister(cx.id);
     crate::signals::set_immediate_exit_slot(std::ptr::null_mut());
+}
+
+/// Acts on what the S3 gate said; false when the loop must end.
+fn after_park(vcpu: &VcpuFd, cx: &VcpuContext, park: Park) -> bool {
+    let reset = match park {
+        Park::Run => return true,
+        Park::Stop => return false,
+        Park::Fault(detail) => Err(detail),
+        Park::Resume(ResumeTo::RealMode { vector }) => {
+            crate::arch::setup_resume_regs(vcpu, vector).map_err(|e| e.to_string())
+        }
+        Park::Resume(ResumeTo::WaitForSipi) => {
+            crate::arch::setup_wait_for_sipi(vcpu).map_err(|e| e.to_string())
+        }
+    };
+    match reset {
+        Ok(()) => true,
+        Err(detail) => {
+            cx.control.request_stop(StopReason::GuestFault {
+                vcpu: cx.id,
+                detail,
+            });
+            false
+        }
+    }
 }
 
 #[cfg(test)]

@@ -15,8 +15,9 @@
 //! | 0x18 | MODE | RW | 0 irqfd (the IrqHandle), 1 KVM_SIGNAL_MSI from the backend thread, 2 the userspace exit path: the VMM kicks the destination vCPU out of KVM_RUN and its thread injects |
 //! | 0x1C | PENDING_HI | R | high 32 bits of PENDING as of the last PENDING read |
 //!
-//! At most [`MAX_REQUESTS`] FIRE requests wait at once; a FIRE beyond that is dropped
-//! (PENDING does not grow, the drop is logged rate-limited). The backend thread checks
+//! At most [`MAX_REQUESTS`] FIRE requests wait at once; a FIRE beyond that waits, on
+//! the vCPU that wrote it, until there is room (back-pressure on the asking guest, never a
+//! lost request), or until the device closes at teardown. The backend thread checks
 //! for cancellation between interrupts, and the userspace path's queue is bounded
 //! ([`crate::inject::QUEUE_LIMIT`]), so no request a guest makes holds unbounded memory
 //! or keeps the VM from stopping.
@@ -113,6 +114,9 @@ impl FiringStop {
         if let Some(t) = thread {
             let _ = t.join();
         }
+        // The backend is gone: nothing is pending any more (a request racing with its
+        // end finds the channel closed and releases nothing below zero).
+        self.regs.pending.store(0, Ordering::SeqCst);
     }
 }
 
@@ -227,12 +231,10 @@ impl IrqTest {
                     message,
                     generation: r.generation.load(Ordering::Relaxed),
                 };
-                if self.tx.try_send(fire).is_err() {
-                    r.pending.fetch_sub(v as u64, Ordering::AcqRel);
-                    guard::guest_log!(
-                        log::Level::Warn,
-                        "irq-test: {MAX_REQUESTS} FIRE requests already wait; FIRE {v} dropped"
-                    );
+                // Back-pressure: blocks this vCPU while MAX_REQUESTS wait. The send fails
+                // only once the backend has ended (the device closed at teardown).
+                if self.tx.send(fire).is_err() {
+                    release_pending(r, v as u64);
                 }
             }
             0x08 => {
@@ -244,6 +246,15 @@ impl IrqTest {
     }
 }
 
+/// Takes `n` off PENDING, never below zero.
+fn release_pending(regs: &Regs, n: u64) {
+    let _ = regs
+        .pending
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+            Some(p.saturating_sub(n))
+        });
+}
+
 fn backend(
     rx: Receiver<Fire>,
     handles: Vec<IrqHandle>,
@@ -251,7 +262,7 @@ fn backend(
     injector: Arc<ExitInjector>,
     regs: Arc<Regs>,
 ) {
-    for f in rx {
+    for f in rx.iter() {
         let mut left = f.count;
         let cancelled = || regs.cancelled(f.generation);
         while left > 0 && !cancelled() {
@@ -276,6 +287,10 @@ fn backend(
         // Cancelled: what was not fired is no longer pending.
         regs.pending.fetch_sub(left as u64, Ordering::AcqRel);
         if regs.closed.load(Ordering::Relaxed) {
+            // What still waits will never fire: it is no longer pending.
+            while let Ok(f) = rx.try_recv() {
+                release_pending(&regs, f.count as u64);
+            }
             return;
         }
     }
@@ -393,18 +408,28 @@ mod tests {
     }
 
     #[test]
-    fn waiting_requests_are_bounded() {
-        let mut d = device();
-        for _ in 0..10 * MAX_REQUESTS {
-            w(&mut d, 0x08, u32::MAX);
-        }
-        let p = pending(&mut d);
+    fn waiting_requests_are_bounded_and_a_full_queue_holds_the_asker() {
+        let d = device();
+        let regs = d.regs.clone();
+        let stopper = d.stopper();
+        let writer = std::thread::spawn(move || {
+            let mut d = d;
+            for _ in 0..10 * MAX_REQUESTS {
+                w(&mut d, 0x08, u32::MAX);
+            }
+            d
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!writer.is_finished(), "the asker waits for room");
+        let p = regs.pending.load(Ordering::Acquire);
         assert!(
-            p <= (MAX_REQUESTS as u64 + 1) * u32::MAX as u64,
+            p <= (MAX_REQUESTS as u64 + 2) * u32::MAX as u64,
             "pending {p:#x}"
         );
-        w(&mut d, 0x08, 0);
-        assert!(until(|| pending(&mut d) == 0));
+        // Teardown releases the waiting asker; nothing stays pending.
+        stopper.stop();
+        let _d = writer.join().unwrap();
+        assert!(until(|| regs.pending.load(Ordering::Acquire) == 0));
     }
 
     #[test]

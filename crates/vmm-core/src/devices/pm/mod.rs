@@ -9,10 +9,12 @@
 mod platform;
 mod ports;
 mod regs;
+mod suspend;
 
 pub use platform::AcpiPlatform;
 pub use ports::{Pm1Cnt, Pm1Evt, PmTimer};
 pub use regs::{AcpiPm, SleepHandler, SleepState, WakeReason};
+pub use suspend::{Park, ParkState, ResumeFn, ResumeTo, S3Sleep, SuspendGate};
 
 /// Port of the PM1a event block (PM1_STS at +0, PM1_EN at +2).
 pub const PM1A_EVT_PORT: u16 = 0x600;
