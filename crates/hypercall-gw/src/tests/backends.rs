@@ -26,6 +26,26 @@ fn external(path: &std::path::Path, mode: BackendMode, queue: Option<u16>) -> Ga
     c
 }
 
+/// A relay backend that connects, says HELLO and is welcomed (numbers from 0x100); what
+/// it does next is the test's.
+fn fake_relay_backend(path: &std::path::Path) -> UnixStream {
+    let fake = UnixStream::connect(path).unwrap();
+    let hello = Msg::Hello {
+        magic: proto::MAGIC,
+        version: proto::PROTOCOL_VERSION,
+        mode: proto::MODE_RELAY,
+    };
+    proto::send(&fake, &hello, &[]).unwrap();
+    assert!(matches!(
+        proto::recv(&fake).unwrap().0,
+        Msg::Welcome {
+            first_nr: 0x100,
+            ..
+        }
+    ));
+    fake
+}
+
 fn until(mut f: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !f() {
@@ -53,20 +73,7 @@ fn relay_backend_dies_then_reconnects() {
         Response::err(Status::Ebusy)
     );
     // A backend that says HELLO, takes requests and never answers (then dies).
-    let fake = UnixStream::connect(&path).unwrap();
-    let hello = Msg::Hello {
-        magic: proto::MAGIC,
-        version: proto::PROTOCOL_VERSION,
-        mode: proto::MODE_RELAY,
-    };
-    proto::send(&fake, &hello, &[]).unwrap();
-    assert!(matches!(
-        proto::recv(&fake).unwrap().0,
-        Msg::Welcome {
-            first_nr: 0x100,
-            ..
-        }
-    ));
+    let fake = fake_relay_backend(&path);
     let mut d = RingDriver::new(0x10000, 64);
     setup_queue(&f, 0, &d, 0);
     let slots: Vec<u16> = (0..10)
@@ -240,14 +247,7 @@ fn stop_does_not_wait_for_a_stalled_backend() {
     let gw = Gateway::new(c, mem.clone(), None, irqs(2)).unwrap();
     let f = gw.function();
     // A backend that says HELLO and never answers.
-    let fake = UnixStream::connect(&path).unwrap();
-    let hello = Msg::Hello {
-        magic: proto::MAGIC,
-        version: proto::PROTOCOL_VERSION,
-        mode: proto::MODE_RELAY,
-    };
-    proto::send(&fake, &hello, &[]).unwrap();
-    assert!(matches!(proto::recv(&fake).unwrap().0, Msg::Welcome { .. }));
+    let fake = fake_relay_backend(&path);
     let (f2, m2) = (f.clone(), mem.clone());
     let vcpu = std::thread::spawn(move || {
         let r = sync_call(&f2, &m2, 0x8000, &req(0x100, [1, 2, 0, 0, 0, 0]));
@@ -285,14 +285,7 @@ fn a_call_waiting_for_a_silent_backend_blocks_nobody_else() {
     cfg.backend_timeout = Duration::from_secs(3);
     let gw = Gateway::new(cfg, mem.clone(), None, irqs(2)).unwrap();
     let f = gw.function();
-    let fake = UnixStream::connect(&path).unwrap();
-    let hello = Msg::Hello {
-        magic: proto::MAGIC,
-        version: proto::PROTOCOL_VERSION,
-        mode: proto::MODE_RELAY,
-    };
-    proto::send(&fake, &hello, &[]).unwrap();
-    assert!(matches!(proto::recv(&fake).unwrap().0, Msg::Welcome { .. }));
+    let fake = fake_relay_backend(&path);
 
     let (f2, m2) = (f.clone(), mem.clone());
     let waiting =
