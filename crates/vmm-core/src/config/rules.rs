@@ -16,7 +16,7 @@ pub struct CheckCx<'a> {
     pub services: &'a [PlacedService],
 }
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use super::cx::ParseCx;
@@ -70,10 +70,10 @@ fn gateway_services(
 
 /// No socket path is used twice.
 fn sockets(cx: &ParseCx, config: &Config, kinds: &[KindAt]) -> Result<(), ConfigError> {
-    let mut seen: HashMap<PathBuf, ()> = HashMap::new();
+    let mut seen: HashSet<PathBuf> = HashSet::new();
     for (d, at) in config.devices.iter().zip(kinds) {
         for p in d.spec.sockets() {
-            if seen.insert(p.clone(), ()).is_some() {
+            if !seen.insert(p.clone()) {
                 return cx.err(
                     *at..*at,
                     format!(

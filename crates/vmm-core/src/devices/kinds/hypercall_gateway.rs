@@ -56,10 +56,6 @@ impl PciDeviceSpec for GatewaySpec {
         self.msix_vectors as u32
     }
 
-    fn sockets(&self) -> Vec<std::path::PathBuf> {
-        Vec::new()
-    }
-
     fn check(&self, cx: &CheckCx<'_>) -> std::result::Result<(), ConfigError> {
         let p = cx.parse;
         let earlier = cx.config.devices[..cx.index]
