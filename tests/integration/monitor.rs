@@ -222,9 +222,15 @@ impl Tmux {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+    /// Waits until the command has exited and tmux has collected how: the pty closes
+    /// (`pane_dead`) before tmux reaps the child, so the status can lag behind.
     fn wait_dead(&self) -> String {
         let start = Instant::now();
-        while self.display("#{pane_dead}") != "1" {
+        while self
+            .display("#{pane_dead}#{pane_dead_status}#{pane_dead_signal}")
+            .len()
+            < 2
+        {
             assert!(
                 start.elapsed() < T,
                 "did not exit; screen:\n{}",
@@ -232,6 +238,8 @@ impl Tmux {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        let signal = self.display("#{pane_dead_signal}");
+        assert!(signal.is_empty(), "killed by signal {signal}");
         self.display("#{pane_dead_status} #{alternate_on}")
     }
 }
