@@ -141,3 +141,59 @@ fn check_and_run_reject_the_same_configs_the_same_way() {
         );
     }
 }
+
+/// Processes (other than this test) whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn nothing_the_vmm_held_outlives_its_exit_with_either_teardown() {
+    if !kvm_or_skip("nothing_the_vmm_held_outlives_its_exit_with_either_teardown") {
+        return;
+    }
+    for (name, extra) in [("async-td", None), ("sync-td", Some("--sync-teardown"))] {
+        let d = scratch(name);
+        let cfg = config(&d, name, &builtin("hello", 2, ""));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut cmd = kvmbus();
+        cmd.arg("run").arg(&cfg).args(["--metrics", &addr]);
+        cmd.args(extra);
+        // The pipes close when kvmbus exits: the teardown process keeps none of them.
+        let out = run_with_deadline(&mut cmd, T);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("Hello from a kvmbus guest!"),
+            "{name}"
+        );
+        // Nor the metrics listener: its port is free the moment kvmbus has exited.
+        std::net::TcpListener::bind(&addr)
+            .unwrap_or_else(|e| panic!("{name}: {addr} still taken after exit: {e}"));
+        // And the teardown process (async) ends on its own, promptly.
+        let start = std::time::Instant::now();
+        let needle = cfg.display().to_string();
+        while !processes_mentioning(&needle).is_empty() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{name}: a process of this VM is still alive 5 s after exit"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

@@ -34,6 +34,10 @@ enum Command {
         /// removed when the VM ends.
         #[arg(long, value_name = "DIR")]
         sd_dir: Option<PathBuf>,
+        /// Tear the KVM VM down before exiting, instead of in a short-lived child process
+        /// after the exit status is known.
+        #[arg(long)]
+        sync_teardown: bool,
     },
     /// Live dashboard of running kvmbus VMs, attached to their metrics endpoints.
     Top {
@@ -152,7 +156,8 @@ pub fn main() -> i32 {
             tui,
             metrics,
             sd_dir,
-        } => run(config, tui, metrics, sd_dir),
+            sync_teardown,
+        } => run(config, tui, metrics, sd_dir, sync_teardown),
         Command::Check { config } => check(config),
         Command::Sd(SdCommand::Serve { dir, listen }) => sd_serve(dir, listen),
         Command::Top {
@@ -210,7 +215,13 @@ fn fail(e: &Error) -> i32 {
     }
 }
 
-fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>, sd_dir: Option<PathBuf>) -> i32 {
+fn run(
+    path: PathBuf,
+    tui: bool,
+    metrics: Option<SocketAddr>,
+    sd_dir: Option<PathBuf>,
+    sync_teardown: bool,
+) -> i32 {
     vmm_core::startup::mark("main");
     let config = match load(&path) {
         Ok(c) => c,
@@ -272,6 +283,7 @@ fn run(path: PathBuf, tui: bool, metrics: Option<SocketAddr>, sd_dir: Option<Pat
         kvm_stats_period: exporter
             .is_some()
             .then(|| std::time::Duration::from_secs(1)),
+        async_teardown: !sync_teardown,
     };
     let result = vm.run(&opts);
     if let Some(Err(e)) = sd.as_ref().map(monitor::SdRegistration::remove) {

@@ -23,6 +23,7 @@ mod metric_names;
 pub mod pci;
 pub mod signals;
 pub mod startup;
+pub mod teardown;
 pub mod vcpu;
 pub mod vcpu_threads;
 pub mod vm;

@@ -21,6 +21,11 @@ fn t0() -> Option<u64> {
     *T0.get_or_init(|| std::env::var("KVMBUS_T0_NS").ok()?.parse().ok())
 }
 
+/// Whether the trace is on.
+pub fn tracing() -> bool {
+    t0().is_some()
+}
+
 /// Records that start-up or shutdown reached `step` (no-op unless tracing is on).
 pub fn mark(step: &str) {
     if let Some(t0) = t0() {

@@ -22,7 +22,8 @@ use crate::inject::ExitInjector;
 use crate::machine::{self, KvmLines};
 use crate::memory::GuestRam;
 use crate::pci::{self, KvmIoEvents, MsiCaps, PciPlatform};
-use crate::startup::mark;
+use crate::startup::{self, mark};
+use crate::teardown;
 use crate::vcpu_threads::{self, VcpuThreads};
 use crate::Result;
 
@@ -36,6 +37,9 @@ pub struct RunOptions {
     pub timed_exits: bool,
     /// Sample KVM's binary statistics (VM and every vCPU) and the uptime this often.
     pub kvm_stats_period: Option<Duration>,
+    /// Leave the kernel's VM teardown to a child process (see [`crate::teardown`]), for
+    /// callers that exit right after [`Vm::run`].
+    pub async_teardown: bool,
 }
 
 /// A VM ready to run. Field order is drop order: devices and their threads first,
@@ -215,7 +219,12 @@ impl Vm {
         } = self;
         drop((config, services, pci, pio, mmio, control, injector, vcpus));
         mark("devices and buses released");
+        let handoff = opts
+            .async_teardown
+            .then(|| teardown::hand_off(&*vm_fd, startup::tracing()))
+            .flatten();
         drop(vm_fd);
+        drop(handoff);
         mark("vm fd closed");
         drop(ram);
         mark("guest memory unmapped");
