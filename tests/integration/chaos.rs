@@ -49,16 +49,15 @@ fn chaos_config(vcpus: u32, cmdline: &str, dir: &std::path::Path) -> String {
 /// Checks one HTTP answer from `/metrics`: status 200, the body as long as announced,
 /// every line a comment or `name{labels} value` with a number.
 fn well_formed(answer: &str) -> Result<(), String> {
-    let (head, body) = answer
-        .split_once("\r\n\r\n")
-        .ok_or("no end of headers")?;
+    let (head, body) = answer.split_once("\r\n\r\n").ok_or("no end of headers")?;
     if !head.starts_with("HTTP/1.1 200") {
         return Err(format!("status: {}", head.lines().next().unwrap_or("")));
     }
-    if let Some(len) = head
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
-    {
+    if let Some(len) = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("content-length:")
+            .map(|v| v.trim().to_string())
+    }) {
         if len.parse::<usize>().ok() != Some(body.len()) {
             return Err(format!("content-length {len}, body {}", body.len()));
         }
@@ -175,7 +174,11 @@ fn chaos_run(name: &str, vcpus: u32, cmdline: &str, end: End, limit: Duration) {
          max RSS {max_rss} KiB",
         scrapes.len()
     );
-    let tail: String = out.lines().filter(|l| l.starts_with("chaos:")).collect::<Vec<_>>().join("\n");
+    let tail: String = out
+        .lines()
+        .filter(|l| l.starts_with("chaos:"))
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(
         !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
         "{name}: panic\n{err}"
@@ -193,7 +196,10 @@ fn chaos_run(name: &str, vcpus: u32, cmdline: &str, end: End, limit: Duration) {
     if termed.is_some() && code == Some(143) {
         // 143 came within a second of the signal (asserted above while waiting).
     } else if matches!(end, End::Status(1)) {
-        assert!(out.contains("done ops="), "{name}: the guest did not finish\n{tail}");
+        assert!(
+            out.contains("done ops="),
+            "{name}: the guest did not finish\n{tail}"
+        );
     }
     // Scrapes: once the endpoint answered, every answer is well-formed until the VMM
     // begins to stop (failures only at the very end, when the listener goes away).
@@ -255,12 +261,24 @@ fn chaos_case(case: &str, vcpus: u32, n: u32, seeds: &[u64], natural: i32) {
     let limit = Duration::from_secs(60);
     for &seed in seeds {
         let cmdline = format!("{case} seed={seed} n={n}");
-        chaos_run(&format!("{case}-{seed}"), vcpus, &cmdline, End::Status(natural), limit);
+        chaos_run(
+            &format!("{case}-{seed}"),
+            vcpus,
+            &cmdline,
+            End::Status(natural),
+            limit,
+        );
     }
     for (i, ms) in [0u64, 50, 200, 1000].into_iter().enumerate() {
         let seed = 100 + i as u64;
         let cmdline = format!("{case} seed={seed} n={n}");
-        chaos_run(&format!("{case}-{seed}-term{ms}"), vcpus, &cmdline, End::Term(ms, natural), limit);
+        chaos_run(
+            &format!("{case}-{seed}-term{ms}"),
+            vcpus,
+            &cmdline,
+            End::Term(ms, natural),
+            limit,
+        );
     }
 }
 
