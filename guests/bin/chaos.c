@@ -48,6 +48,7 @@ static u32 below(u32 n) { return n ? (u32)(((rnd() >> 32) * (u64)n) >> 32) : 0; 
 static u32 width(void) { return 1u << below(3); }
 
 static int wild;
+static int cx8; /* `cx8`: mmio also does 8-byte accesses (cmpxchg8b) */
 static u32 trace = 0xFFFFFFFF; /* trace=K: print ops from the K-th on */
 static u32 ram_end;
 static u32 junk_size;
@@ -126,6 +127,15 @@ static u32 mm_read(uptr a, u32 w) {
     return w == 1 ? mmio_read8(a) : w == 2 ? mmio_read16(a) : mmio_read32(a);
 }
 
+/* An 8-byte access (a 32-bit guest's only one without SSE): cmpxchg8b reads 8 bytes and,
+ * if they equal EDX:EAX, writes ECX:EBX. */
+static void mm_cx8(uptr a, u64 expect, u64 v) {
+    __asm__ volatile("lock cmpxchg8b %0"
+                     : "+m"(*(volatile u64 *)a), "+A"(expect)
+                     : "b"((u32)v), "c"((u32)(v >> 32))
+                     : "memory", "cc");
+}
+
 static int hits(u32 p, u32 w, u32 lo, u32 hi) { return p <= hi && p + w > lo; }
 
 static void cfg_write(int f, u8 bus, u8 dev, u8 fn, u16 off, u32 w, u32 v, int ecam) {
@@ -196,7 +206,14 @@ static u32 chaos_mmio(u32 n) {
         }
         if (!rd && a < ram_end) continue;
         if (a > 0xFFFFF000u || below(4)) a &= ~(w - 1); /* mostly aligned; never past 4 GiB */
-        if (rd) (void)mm_read(a, w); else mm_write(a, w, v);
+        if (cx8 && !below(8)) {
+            a &= ~7u;
+            mm_cx8(a, below(2) ? 0xFFFFFFFFFFFFFFFFull : 0, ((u64)r32() << 32) | tame(v, 0));
+        } else if (rd) {
+            (void)mm_read(a, w);
+        } else {
+            mm_write(a, w, v);
+        }
     }
     return n;
 }
@@ -438,6 +455,7 @@ void kmain(u32 magic, void *mbi) {
     u64 seed = cmdline_u64("seed=", 1);
     u32 n = (u32)cmdline_u64("n=", 2000);
     wild = cmdline_has("wild");
+    cx8 = cmdline_has("cx8");
     trace = (u32)cmdline_u64("trace=", 0xFFFFFFFF);
     rs = seed * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL;
     if (!rs) rs = 1;
