@@ -238,11 +238,14 @@ fn chaos_run(name: &str, vcpus: u32, cmdline: &str, end: End, limit: Duration) {
     );
 }
 
+/// Bytes a child wrote, captured by a thread.
+type Captured = Arc<Mutex<Vec<u8>>>;
+
 /// Reads the child's stdout and stderr on threads (the guest may write much, and bytes
 /// that are not text).
-fn drain(child: &mut Child) -> (Arc<Mutex<Vec<u8>>>, Arc<Mutex<Vec<u8>>>) {
+fn drain(child: &mut Child) -> (Captured, Captured) {
     let pipe = |mut r: Box<dyn Read + Send>| {
-        let buf: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let buf: Captured = Arc::default();
         let b = buf.clone();
         std::thread::spawn(move || {
             let mut chunk = [0u8; 8192];
