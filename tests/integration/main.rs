@@ -5,6 +5,7 @@
 
 mod acpi;
 mod boot;
+mod chaos;
 mod common;
 mod fleet;
 mod fwcfg;

@@ -108,21 +108,59 @@ fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
+/// Writes the whole answer with one `write_all`: a process that exits (the VM ended)
+/// while a scrape is in flight then leaves the client nothing or everything in practice,
+/// not a header announcing a body that never comes.
 fn respond(
-    stream: &mut TcpStream,
+    stream: &mut impl Write,
     status: &str,
     content_type: &str,
     body: &str,
     head_only: bool,
 ) -> std::io::Result<()> {
-    let header = format!(
+    let mut answer = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    stream.write_all(header.as_bytes())?;
     if !head_only {
-        stream.write_all(body.as_bytes())?;
+        answer.push_str(body);
     }
+    stream.write_all(answer.as_bytes())?;
     stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records each `write` call.
+    #[derive(Default)]
+    struct Writes(Vec<Vec<u8>>);
+
+    impl Write for Writes {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.push(b.to_vec());
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_answer_goes_out_in_one_write() {
+        let mut w = Writes::default();
+        respond(&mut w, "200 OK", TEXT_FORMAT, "kvmbus_x 1\n", false).unwrap();
+        assert_eq!(w.0.len(), 1, "{:?}", w.0);
+        let text = String::from_utf8(w.0[0].clone()).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\nkvmbus_x 1\n"), "{text}");
+        assert!(text.contains("Content-Length: 11\r\n"), "{text}");
+        let mut h = Writes::default();
+        respond(&mut h, "200 OK", TEXT_FORMAT, "kvmbus_x 1\n", true).unwrap();
+        assert!(String::from_utf8(h.0.concat())
+            .unwrap()
+            .ends_with("\r\n\r\n"));
+    }
 }

@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use virtio_queue::{Queue, QueueT};
+use vm_memory::{GuestAddress, GuestMemory, Permissions};
 
 use super::GatewayFunction;
 use crate::abi::{reg, ABI_VERSION, NO_VECTOR};
@@ -151,11 +152,20 @@ impl GatewayFunction {
             (s.avail, Queue::try_set_avail_ring_address),
             (s.used, Queue::try_set_used_ring_address),
         ] {
-            if set(&mut q, vm_memory::GuestAddress(addr)).is_err() {
+            if set(&mut q, GuestAddress(addr)).is_err() {
                 return false;
             }
         }
-        q.set_ready(true);
-        q.is_valid(&self.mem)
+        // `Queue::is_valid` would answer the same but logs an error line per refusal,
+        // which a guest could repeat without limit: the ranges are checked here, quietly
+        // (the caller's one line is rate-limited).
+        let n = u64::from(s.size);
+        [
+            (s.desc, 16 * n, Permissions::Read),
+            (s.avail, 6 + 2 * n, Permissions::Read),
+            (s.used, 6 + 8 * n, Permissions::Write),
+        ]
+        .into_iter()
+        .all(|(at, len, p)| self.mem.check_range(GuestAddress(at), len as usize, p))
     }
 }

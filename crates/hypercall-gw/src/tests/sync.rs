@@ -134,3 +134,37 @@ fn a_flood_of_bad_call_blocks_logs_a_bounded_number_of_lines() {
         .any(|l| l.contains("guest-triggered log lines suppressed")));
     gw.shutdown();
 }
+
+#[test]
+fn a_flood_of_refused_queue_enables_logs_a_bounded_number_of_lines() {
+    static COUNTER: LineCounter = LineCounter;
+    let _ = log::set_logger(&COUNTER);
+    log::set_max_level(log::LevelFilter::Warn);
+    let mem = anon_mem();
+    let gw = Gateway::new(config(), mem.clone(), None, irqs(2)).unwrap();
+    let f = gw.function();
+    let start = std::time::Instant::now();
+    for i in 0..50_000u32 {
+        // Each ring in turn outside guest memory (the others valid), then enable.
+        w32(&f, reg::QUEUE_SEL, i % 2);
+        w32(&f, reg::QUEUE_ENABLE, 0);
+        let bad = [0x1000, 0x8000, 0xA000].map(|a| a as u32);
+        let mut addrs = bad;
+        addrs[(i % 3) as usize] = (MEM - 0x10) as u32;
+        w32(&f, reg::QUEUE_DESC, addrs[0]);
+        w32(&f, reg::QUEUE_AVAIL, addrs[1]);
+        w32(&f, reg::QUEUE_USED, addrs[2]);
+        w32(&f, reg::QUEUE_ENABLE, 1);
+    }
+    let secs = start.elapsed().as_secs() + 1;
+    let n = LINES
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("virtio queue") || l.contains("rings invalid"))
+        .count() as u64;
+    assert!(n >= 1, "the first refusals are logged");
+    // One rate-limited call site: 5 lines a second and a summary line per window.
+    assert!(n <= 6 * (secs + 1), "{n} lines in {secs} s");
+    gw.shutdown();
+}
