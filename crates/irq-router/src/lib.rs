@@ -53,6 +53,10 @@ pub mod names {
     pub const MSI_ROUTE_UPDATES: &str = "kvmbus_msi_route_updates_total";
     /// The GSI a vector is routed through.
     pub const IRQ_ROUTE_GSI: &str = "kvmbus_irq_route_gsi";
+    /// The destination APIC ID a vector's message names.
+    pub const IRQ_ROUTE_DEST: &str = "kvmbus_irq_route_dest";
+    /// Whether a vector is masked.
+    pub const IRQ_ROUTE_MASKED: &str = "kvmbus_irq_route_masked";
     /// Vectors that found KVM's routing table full and are delivered by KVM_SIGNAL_MSI.
     pub const IRQ_ROUTE_SPILLS: &str = "kvmbus_irq_route_spills_total";
 }

@@ -26,7 +26,10 @@ use crate::signal::{Dispatcher, Target};
 use crate::table::{GsiAllocator, RouteTable, FIRST_MSI_GSI};
 use crate::{Error, IrqChip, IrqHandle, Result};
 
-use crate::names::{IRQ_ROUTE_GSI, IRQ_ROUTE_SPILLS, IRQ_TRIGGERS, MSI_ROUTE_UPDATES};
+use crate::names::{
+    IRQ_ROUTE_DEST, IRQ_ROUTE_GSI, IRQ_ROUTE_MASKED, IRQ_ROUTE_SPILLS, IRQ_TRIGGERS,
+    MSI_ROUTE_UPDATES,
+};
 
 /// How live vectors reach the guest.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -88,10 +91,15 @@ struct Live {
     token: u64,
 }
 
-/// The current series of the IRQ_ROUTE_GSI gauge of one vector.
+/// The route gauges of one vector. Only the capability is a label of IRQ_ROUTE_GSI (at
+/// most three series per vector); what the guest writes freely (destination, mask) is
+/// a value of its own gauge, so the series a guest can create are bounded by the
+/// device's vector count.
 struct Series {
-    labels: [String; 3],
-    gauge: Gauge,
+    source: &'static str,
+    gsi: Gauge,
+    dest: Gauge,
+    masked: Gauge,
 }
 
 struct Vector {
@@ -162,9 +170,9 @@ impl Device {
         };
     }
 
-    /// Brings vector `i`'s IRQ_ROUTE_GSI series up to date. A label change (new
-    /// destination, mask, capability) moves the vector to a new series and sets the
-    /// old one to -1, since series cannot be deleted.
+    /// Brings vector `i`'s route gauges up to date. A capability change moves the vector
+    /// to another IRQ_ROUTE_GSI series and sets the old one to -1, since series cannot
+    /// be deleted.
     fn publish(&mut self, vm: &str, i: u16) {
         let active = self.active();
         let v = &mut self.vectors[usize::from(i)];
@@ -174,30 +182,43 @@ impl Device {
             Some(IrqSource::Msix) => "msix",
             None => "none",
         };
-        // Destination APIC ID: address bits 19:12.
-        let dest = message.map_or_else(
-            || "-1".to_string(),
-            |m| ((m.address >> 12) & 0xff).to_string(),
-        );
-        let labels = [source.to_string(), dest, u8::from(masked).to_string()];
-        if v.series.as_ref().map(|s| &s.labels) != Some(&labels) {
-            if let Some(old) = v.series.take() {
-                old.gauge.set(-1.0);
+        let labels = |extra: Option<&'static str>| {
+            let mut l = vec![
+                ("vm", vm.to_string()),
+                ("device", self.name.clone()),
+                ("vector", i.to_string()),
+            ];
+            if let Some(source) = extra {
+                l.push(("source", source.to_string()));
             }
-            let gauge = metrics::gauge!(IRQ_ROUTE_GSI,
-                "vm" => vm.to_string(),
-                "device" => self.name.clone(),
-                "vector" => i.to_string(),
-                "source" => labels[0].clone(),
-                "dest" => labels[1].clone(),
-                "masked" => labels[2].clone());
-            v.series = Some(Series { labels, gauge });
+            l
+        };
+        match &mut v.series {
+            Some(series) if series.source == source => {}
+            Some(series) => {
+                series.gsi.set(-1.0);
+                series.gsi = metrics::gauge!(IRQ_ROUTE_GSI, &labels(Some(source)));
+                series.source = source;
+            }
+            None => {
+                v.series = Some(Series {
+                    source,
+                    gsi: metrics::gauge!(IRQ_ROUTE_GSI, &labels(Some(source))),
+                    dest: metrics::gauge!(IRQ_ROUTE_DEST, &labels(None)),
+                    masked: metrics::gauge!(IRQ_ROUTE_MASKED, &labels(None)),
+                })
+            }
         }
         // The value is the GSI only while the route is in KVM's table and the irqfd
         // bound; a masked vector keeps its GSI (see `VectorRoute::gsi`) but shows -1.
         let routed = v.live.and(v.gsi);
         if let Some(series) = &v.series {
-            series.gauge.set(routed.map_or(-1.0, f64::from));
+            series.gsi.set(routed.map_or(-1.0, f64::from));
+            // Destination APIC ID: address bits 19:12.
+            series
+                .dest
+                .set(message.map_or(-1.0, |m| ((m.address >> 12) & 0xff) as f64));
+            series.masked.set(f64::from(u8::from(masked)));
         }
     }
 
@@ -205,7 +226,8 @@ impl Device {
     fn unpublish(&mut self) {
         for v in &mut self.vectors {
             if let Some(series) = v.series.take() {
-                series.gauge.set(-1.0);
+                series.gsi.set(-1.0);
+                series.dest.set(-1.0);
             }
         }
     }
@@ -1426,30 +1448,76 @@ mod tests {
             find(MSI_ROUTE_UPDATES, &[("vm", "test"), ("device", "gw")]),
             Some(&DebugValue::Counter(1))
         );
-        let live = [
-            ("source", "msix"),
-            ("dest", "3"),
-            ("masked", "0"),
-            ("vector", "0"),
-        ];
+        let vector = [("device", "gw"), ("vector", "0")];
         assert_eq!(
-            find(IRQ_ROUTE_GSI, &live),
+            find(IRQ_ROUTE_GSI, &[("source", "msix"), ("vector", "0")]),
             Some(&DebugValue::Gauge(24.0.into()))
         );
-        // The earlier series (masked, dest 0) was retired to -1.
+        // Destination and mask are values: the vector moved from (APIC 0, masked) to
+        // (APIC 3, unmasked) in the same series.
         assert_eq!(
-            find(IRQ_ROUTE_GSI, &[("dest", "0"), ("masked", "1")]),
-            Some(&DebugValue::Gauge((-1.0).into()))
+            find(IRQ_ROUTE_DEST, &vector),
+            Some(&DebugValue::Gauge(3.0.into()))
+        );
+        assert_eq!(
+            find(IRQ_ROUTE_MASKED, &vector),
+            Some(&DebugValue::Gauge(0.0.into()))
+        );
+        let per_vector = |name: &str| {
+            snapshot
+                .iter()
+                .filter(|(k, ..)| k.key().name() == name)
+                .count()
+        };
+        // `none` before MSI-X was enabled, then `msix`; one destination and mask each.
+        assert_eq!(
+            (
+                per_vector(IRQ_ROUTE_GSI),
+                per_vector(IRQ_ROUTE_DEST),
+                per_vector(IRQ_ROUTE_MASKED)
+            ),
+            (2, 1, 1)
         );
         r.remove_device(bdf(3)).unwrap();
         let snapshot = snapshotter.snapshot().into_vec();
+        // (A debugging snapshot reads a gauge as set since the previous snapshot.)
         let gauge = snapshot
             .iter()
             .find(|(k, ..)| {
-                k.key().name() == IRQ_ROUTE_GSI && k.key().labels().any(|l| l.value() == "3")
+                k.key().name() == IRQ_ROUTE_GSI && k.key().labels().any(|l| l.value() == "msix")
             })
             .map(|(.., v)| v);
         assert_eq!(gauge, Some(&DebugValue::Gauge((-1.0).into())));
+    }
+
+    /// A guest reprogramming one vector's destination and mask through every value
+    /// creates no new series: what it can grow is bounded by the vector count.
+    #[test]
+    fn reprogramming_a_vector_creates_no_series() {
+        use metrics_util::debugging::DebuggingRecorder;
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let (_chip, mut r) = router();
+            let b = bdf(3);
+            r.add_device(b, "gw", 1).unwrap();
+            for dest in 0..=255u8 {
+                for masked in [false, true] {
+                    r.apply(&msix(b, 0, Some(msg(dest, 0x40)), masked)).unwrap();
+                }
+            }
+            r.apply(&msi(b, 0, Some(msg(1, 0x41)), false)).unwrap();
+        });
+        let snapshot = snapshotter.snapshot().into_vec();
+        let count = |name: &str| {
+            snapshot
+                .iter()
+                .filter(|(k, ..)| k.key().name() == name)
+                .count()
+        };
+        assert!(count(IRQ_ROUTE_GSI) <= 3, "{}", count(IRQ_ROUTE_GSI));
+        assert_eq!(count(IRQ_ROUTE_DEST), 1);
+        assert_eq!(count(IRQ_ROUTE_MASKED), 1);
     }
 
     #[test]

@@ -77,6 +77,12 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "GSI a vector is routed through (-1 unrouted).",
     ),
     (
+        IRQ_ROUTE_DEST,
+        Kind::Gauge,
+        "Destination APIC ID of a vector's message (-1 none).",
+    ),
+    (IRQ_ROUTE_MASKED, Kind::Gauge, "1 while a vector is masked."),
+    (
         HYPERCALLS,
         Kind::Counter,
         "Hypercalls completed, by number, path and status.",

@@ -27,8 +27,13 @@ pub const IRQ_TRIGGERS: &str = "kvmbus_irq_triggers_total";
 /// Counter: MSI/MSI-X route updates pushed to KVM, by `vm`, `device`.
 pub const MSI_ROUTE_UPDATES: &str = "kvmbus_msi_route_updates_total";
 /// Gauge: the GSI a vector is routed through (-1 unrouted), by `vm`, `device`, `vector`,
-/// `source` (msi|msix), `dest` (destination APIC ID), `masked` (0|1).
+/// `source` (msi|msix|none).
 pub const IRQ_ROUTE_GSI: &str = "kvmbus_irq_route_gsi";
+/// Gauge: the destination APIC ID of a vector's message (-1 none), by `vm`, `device`,
+/// `vector`.
+pub const IRQ_ROUTE_DEST: &str = "kvmbus_irq_route_dest";
+/// Gauge: 1 while a vector is masked, by `vm`, `device`, `vector`.
+pub const IRQ_ROUTE_MASKED: &str = "kvmbus_irq_route_masked";
 /// Counter: hypercalls completed, by `vm`, `nr`, `path` (sync|ring|relay|direct), `status`.
 pub const HYPERCALLS: &str = "kvmbus_hypercalls_total";
 /// Histogram: hypercall latency, by `vm`, `nr`, `path`.

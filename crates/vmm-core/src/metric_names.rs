@@ -8,6 +8,8 @@ fn component_metric_names_are_the_catalogs() {
         (irq_router::names::IRQ_TRIGGERS, m::IRQ_TRIGGERS),
         (irq_router::names::MSI_ROUTE_UPDATES, m::MSI_ROUTE_UPDATES),
         (irq_router::names::IRQ_ROUTE_GSI, m::IRQ_ROUTE_GSI),
+        (irq_router::names::IRQ_ROUTE_DEST, m::IRQ_ROUTE_DEST),
+        (irq_router::names::IRQ_ROUTE_MASKED, m::IRQ_ROUTE_MASKED),
         (hypercall_gw::HYPERCALLS, m::HYPERCALLS),
         (hypercall_gw::HYPERCALL_SECONDS, m::HYPERCALL_SECONDS),
     ];

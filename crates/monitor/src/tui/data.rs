@@ -279,8 +279,12 @@ pub(crate) fn interrupts(f: &Frames) -> Vec<IrqRow> {
         }
         r.gsi = Some(s.value);
         r.source = s.l("source").to_owned();
-        r.dest = s.l("dest").to_owned();
-        r.masked = s.l("masked").to_owned();
+    }
+    for s in f.cur.series(names::IRQ_ROUTE_DEST) {
+        irq_entry(&mut rows, s).dest = format!("{}", s.value as i64);
+    }
+    for s in f.cur.series(names::IRQ_ROUTE_MASKED) {
+        irq_entry(&mut rows, s).masked = format!("{}", s.value as i64);
     }
     let mut out: Vec<IrqRow> = rows.into_values().collect();
     out.sort_by(|a, b| {

@@ -71,9 +71,13 @@ pub(crate) fn text(step: u64) -> String {
         "kvmbus_irq_triggers_total{{vm=\"demo\",device=\"hypercall-gw\",vector=\"1\"}} {}\n",
         n(2, 0)
     );
-    t += "kvmbus_irq_route_gsi{vm=\"demo\",device=\"hypercall-gw\",vector=\"0\",source=\"msix\",dest=\"0\",masked=\"0\"} 24\n";
-    t += "kvmbus_irq_route_gsi{vm=\"demo\",device=\"hypercall-gw\",vector=\"0\",source=\"msi\",dest=\"0\",masked=\"1\"} -1\n";
-    t += "kvmbus_irq_route_gsi{vm=\"demo\",device=\"hypercall-gw\",vector=\"1\",source=\"msix\",dest=\"1\",masked=\"1\"} -1\n";
+    t += "kvmbus_irq_route_gsi{vm=\"demo\",device=\"hypercall-gw\",vector=\"0\",source=\"msix\"} 24\n";
+    t += "kvmbus_irq_route_gsi{vm=\"demo\",device=\"hypercall-gw\",vector=\"0\",source=\"msi\"} -1\n";
+    t += "kvmbus_irq_route_gsi{vm=\"demo\",device=\"hypercall-gw\",vector=\"1\",source=\"msix\"} -1\n";
+    t += "kvmbus_irq_route_dest{vm=\"demo\",device=\"hypercall-gw\",vector=\"0\"} 0\n";
+    t += "kvmbus_irq_route_dest{vm=\"demo\",device=\"hypercall-gw\",vector=\"1\"} 1\n";
+    t += "kvmbus_irq_route_masked{vm=\"demo\",device=\"hypercall-gw\",vector=\"0\"} 0\n";
+    t += "kvmbus_irq_route_masked{vm=\"demo\",device=\"hypercall-gw\",vector=\"1\"} 1\n";
     t += "kvmbus_msi_route_updates_total{vm=\"demo\",device=\"hypercall-gw\"} 3\n";
     t += "kvmbus_pci_function_info{vm=\"demo\",bdf=\"00:01.0\",device=\"hypercall-gw\",vendor_id=\"1234\",device_id=\"4843\",class=\"088000\"} 1\n";
     t += "kvmbus_pci_function_info{vm=\"demo\",bdf=\"00:00.0\",device=\"host-bridge\",vendor_id=\"8086\",device_id=\"0d57\",class=\"060000\"} 1\n";

@@ -76,12 +76,28 @@ pub fn text(n: u64) -> String {
             let (gsi, dest, masked) = if v == 0 { (24, 0, 0) } else { (-1, -1, 1) };
             let _ = writeln!(
                 t,
-                "kvmbus_irq_route_gsi{{vm=\"{vm}\",device=\"irq-test\",vector=\"{v}\",source=\"msix\",dest=\"{dest}\",masked=\"{masked}\"}} {gsi}"
+                "kvmbus_irq_route_gsi{{vm=\"{vm}\",device=\"irq-test\",vector=\"{v}\",source=\"msix\"}} {gsi}"
+            );
+            let _ = writeln!(
+                t,
+                "kvmbus_irq_route_dest{{vm=\"{vm}\",device=\"irq-test\",vector=\"{v}\"}} {dest}"
+            );
+            let _ = writeln!(
+                t,
+                "kvmbus_irq_route_masked{{vm=\"{vm}\",device=\"irq-test\",vector=\"{v}\"}} {masked}"
             );
         }
         let _ = writeln!(
             t,
-            "kvmbus_irq_route_gsi{{vm=\"{vm}\",device=\"hypercall-gateway\",vector=\"0\",source=\"msix\",dest=\"0\",masked=\"0\"}} 25"
+            "kvmbus_irq_route_gsi{{vm=\"{vm}\",device=\"hypercall-gateway\",vector=\"0\",source=\"msix\"}} 25"
+        );
+        let _ = writeln!(
+            t,
+            "kvmbus_irq_route_dest{{vm=\"{vm}\",device=\"hypercall-gateway\",vector=\"0\"}} 0"
+        );
+        let _ = writeln!(
+            t,
+            "kvmbus_irq_route_masked{{vm=\"{vm}\",device=\"hypercall-gateway\",vector=\"0\"}} 0"
         );
         let _ = writeln!(
             t,
