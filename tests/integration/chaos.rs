@@ -167,9 +167,9 @@ fn chaos_run(name: &str, vcpus: u32, cmdline: &str, end: End, limit: Duration) {
     std::thread::sleep(Duration::from_millis(50));
     let out = String::from_utf8_lossy(&stdout_buf.lock().unwrap()).into_owned();
     let err = String::from_utf8_lossy(&stderr_buf.lock().unwrap()).into_owned();
-    // A SIGTERM that lands before the VMM installs its handlers (the first milliseconds)
-    // ends the process by the default action: killed by signal 15, which a shell shows as
-    // 143 too. Counted here as 143.
+    // A SIGTERM that lands before `kvmbus run` installs its handlers (the first
+    // milliseconds: exec and dynamic loading) ends the process by the default action:
+    // killed by signal 15, which a shell shows as 143 too. Counted here as 143.
     let code = status
         .code()
         .or_else(|| (status.signal() == Some(libc::SIGTERM) && termed.is_some()).then_some(143));

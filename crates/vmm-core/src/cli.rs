@@ -223,6 +223,13 @@ fn run(
     sync_teardown: bool,
 ) -> i32 {
     vmm_core::startup::mark("main");
+    // From here on a stop signal is caught and queued: one that arrives while the VM is
+    // being built stops it as soon as it runs (exit 128+n, sockets removed), instead of
+    // killing the process half-built.
+    if let Err(e) = monitor::stop_on_signals() {
+        eprintln!("kvmbus: signals: {e}");
+        return exit_code::VMM_ERROR;
+    }
     let config = match load(&path) {
         Ok(c) => c,
         Err(code) => return code,
