@@ -13,6 +13,7 @@ mod hypercall;
 mod irq;
 mod lifecycle;
 mod load;
+mod longmode;
 mod monitor;
 mod pci;
 mod testdev;
