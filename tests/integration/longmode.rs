@@ -142,6 +142,9 @@ fn lm_check_passes_and_prints_what_qemu_prints() {
         "PASS: setjmp returns 0, then each longjmp value 1..9\n",
         "PASS: inl 3100 x64 reads all-ones\n",
         "PASS: CR8 = 15 holds a self-IPI back, CR8 = 0 delivers it\n",
+        // String I/O: one exit of many elements, each its own port access.
+        "rep outsb to the serial port\n",
+        "PASS: rep insl x8 from the PM timer reads 8 timer values\n",
         "PASS: WP=1: a supervisor write to a read-only page faults (#PF error 3)\n",
         "PASS: clearing CR4.PGE flushed the global translation\n",
         // kvmbus gives unclaimed MMIO PCI semantics; QEMU 7.2 reads 0 there.

@@ -127,6 +127,23 @@ static void check_exits(void) {
     report(held && irq_50 == 1, "CR8 = 15 holds a self-IPI back, CR8 = 0 delivers it");
 }
 
+/* String I/O: KVM hands a whole `rep outs` / `rep ins` to the VMM as one exit with a
+ * count (the emulator test's string_io tests); each element is its own access. */
+static void check_string_io(void) {
+    static const char text[] = "rep outsb to the serial port\n";
+    u64 n = sizeof(text) - 1;
+    const void *src = text;
+    __asm__ volatile("cld; rep outsb" : "+S"(src), "+c"(n) : "d"(0x3F8) : "memory");
+    u16 port = pm_timer_port();
+    u32 t[8];
+    void *dst = t;
+    n = 8;
+    __asm__ volatile("cld; rep insl" : "+D"(dst), "+c"(n) : "d"(port) : "memory");
+    u32 ok = port != 0;
+    for (int k = 0; k < 8; k++) ok &= t[k] < (1u << 24) && (k == 0 || ((t[k] - t[k - 1]) & 0xffffff) < 0x800000);
+    report(ok, "rep insl x8 from the PM timer reads 8 timer values");
+}
+
 static void set_pde(uptr va, u64 pde) {
     lm_pd[va >> 21] = pde;
     invlpg(va);
@@ -190,6 +207,7 @@ int main(int argc, char **argv, char **envp) {
     check_exceptions();
     check_setjmp();
     check_exits();
+    check_string_io();
     check_cr0_wp();
     check_cr4_pge();
     return report_summary();
