@@ -11,11 +11,13 @@
 
 static volatile u32 pongs, pings_seen[MAX_CPUS], switched;
 
+/* This CPU's index, from the per-CPU pointer cpu_setup() put in GS base. */
 static u32 my_index(void) {
-    u32 id = apic_id();
-    for (u32 k = 0; k < cpus_online; k++)
-        if (cpu_apic_ids[k] == id) return k;
-    return MAX_CPUS - 1;
+    u32 id;
+    __asm__ volatile("movl %%gs:0, %0" : "=r"(id));
+    u64 p = rdmsr(0xC0000101);
+    u32 k = (u32)((volatile u32 *)p - cpu_apic_ids);
+    return k < MAX_CPUS && cpu_apic_ids[k] == id ? k : MAX_CPUS - 1;
 }
 
 static void on_ping(struct frame *f) {

@@ -53,19 +53,26 @@ void cpu_setup(u32 index) {
     struct tss *t = &tss[index];
     t->ist[0] = (u64)&ist_stacks[index][4096];
     t->iomap = sizeof(*t);
-    u64 base = (u64)t, limit = sizeof(*t) - 1;
+    u64 tbase = (u64)t, limit = sizeof(*t) - 1;
     u8 *e = gdt_tss + 16 * index;
-    u64 lo = (limit & 0xffff) | (base & 0xffffff) << 16 | (u64)0x89 << 40 |
-             ((limit >> 16) & 0xf) << 48 | ((base >> 24) & 0xff) << 56;
+    u64 lo = (limit & 0xffff) | (tbase & 0xffffff) << 16 | (u64)0x89 << 40 |
+             ((limit >> 16) & 0xf) << 48 | ((tbase >> 24) & 0xff) << 56;
     memcpy(e, &lo, 8);
-    u64 hi = base >> 32;
+    u64 hi = tbase >> 32;
     memcpy(e + 8, &hi, 8);
     u16 sel = (u16)(e - gdt);
     __asm__ volatile("ltr %0" ::"r"(sel));
     if (index == 0) idt[8].ist = 1;
 
+    /* As kvm-unit-tests' reset_apic + enable_apic: hardware-disable the APIC through
+     * its base MSR (which resets it), re-enable it in xAPIC mode, then software-enable
+     * it with spurious vector 0xFF. */
+    u64 base = rdmsr(0x1B);
+    wrmsr(0x1B, base & ~0xC00ul);
+    wrmsr(0x1B, (base & ~0xC00ul) | 0x800);
     apic_write(APIC_SVR, 0x1FF);
     cpu_apic_ids[index] = apic_id();
+    wrmsr(0xC0000101, (u64)&cpu_apic_ids[index]); /* GS base: a per-CPU pointer */
 }
 
 void ap_main(u32 index) {
