@@ -1,14 +1,17 @@
-//! Builds the built-in multiboot guests from `guests/` with the host's gcc (`-m32
-//! -ffreestanding`) and GNU ld (`-m elf_i386`), and embeds them in the binary.
+//! Builds the built-in multiboot guests from `guests/` with the host's gcc and GNU ld,
+//! and embeds them in the binary. Two families:
+//! * `guests/{lib,bin}`: 32-bit, no paging (`-m32`, `ld -m elf_i386`, loaded at 1 MiB);
+//! * `guests/lm/{lib,bin}`, named `lm-*`: long mode, built as kvm-unit-tests builds its
+//!   x86_64 kernels (`-m64`, linked at 4 MiB, `objcopy -O elf32-i386`).
 
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+const CFLAGS32: &[&str] = &["-m32", "-march=i686"];
+const CFLAGS64: &[&str] = &["-m64", "-mno-red-zone", "-mcmodel=small"];
 const CFLAGS: &[&str] = &[
-    "-m32",
-    "-march=i686",
     "-ffreestanding",
     "-fno-pic",
     "-fno-pie",
@@ -32,10 +35,11 @@ fn run(cmd: &mut Command) {
     assert!(status.success(), "{cmd:?} failed with {status}");
 }
 
-fn compile(src: &Path, out_dir: &Path) -> PathBuf {
+fn compile(src: &Path, out_dir: &Path, arch: &[&str]) -> PathBuf {
     let name = src.file_name().unwrap().to_string_lossy().replace('.', "_");
     let obj = out_dir.join(format!("{name}.o"));
     run(Command::new("gcc")
+        .args(arch)
         .args(CFLAGS)
         .arg("-c")
         .arg(src)
@@ -54,34 +58,80 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// One family of guests: `<dir>/lib` linked into each of `<dir>/bin/*`.
+struct Family {
+    dir: &'static str,
+    prefix: &'static str,
+    arch: &'static [&'static str],
+    ld: &'static [&'static str],
+    /// Converts the linked ELF64 to ELF32 (multiboot v1 loads ELF32 only).
+    to_elf32: bool,
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        dir: "",
+        prefix: "",
+        arch: CFLAGS32,
+        ld: &["-m", "elf_i386"],
+        to_elf32: false,
+    },
+    Family {
+        dir: "lm",
+        prefix: "lm-",
+        arch: CFLAGS64,
+        ld: &["-m", "elf_x86_64", "-z", "max-page-size=0x1000"],
+        to_elf32: true,
+    },
+];
+
+fn build_family(f: &Family, root: &Path, out: &Path, table: &mut String) {
+    let root = root.join(f.dir);
+    let out = out.join(if f.dir.is_empty() { "base" } else { f.dir });
+    fs::create_dir_all(&out).unwrap();
+    let lib_objs: Vec<PathBuf> = sources(&root.join("lib"))
+        .iter()
+        .map(|s| compile(s, &out, f.arch))
+        .collect();
+    for src in sources(&root.join("bin")) {
+        let stem = src.file_stem().unwrap().to_string_lossy().into_owned();
+        let name = stem.replace('_', "-");
+        let name = name.strip_prefix(f.prefix).unwrap_or(&name);
+        let name = format!("{}{name}", f.prefix);
+        let obj = compile(&src, &out, f.arch);
+        let elf = out.join(format!("{name}.elf"));
+        let linked = out.join(format!("{name}.linked"));
+        run(Command::new("ld")
+            .args(f.ld)
+            .args(["-nostdlib", "-static", "-T"])
+            .arg(root.join("link.ld"))
+            .arg("-o")
+            .arg(if f.to_elf32 { &linked } else { &elf })
+            .args(&lib_objs)
+            .arg(&obj));
+        if f.to_elf32 {
+            run(Command::new("objcopy")
+                .args(["-O", "elf32-i386"])
+                .arg(&linked)
+                .arg(&elf));
+        }
+        table.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            elf.display().to_string()
+        ));
+    }
+}
+
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../guests");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("guests");
     fs::create_dir_all(&out).unwrap();
     println!("cargo:rerun-if-changed={}", root.display());
 
-    let lib_objs: Vec<PathBuf> = sources(&root.join("lib"))
-        .iter()
-        .map(|s| compile(s, &out))
-        .collect();
     let mut table = String::from("/// Built-in guests: (name, multiboot ELF image).\n");
     table.push_str("pub const BUILTIN_GUESTS: &[(&str, &[u8])] = &[\n");
-    for src in sources(&root.join("bin")) {
-        let stem = src.file_stem().unwrap().to_string_lossy().into_owned();
-        let name = stem.replace('_', "-");
-        let obj = compile(&src, &out);
-        let elf = out.join(format!("{name}.elf"));
-        run(Command::new("ld")
-            .args(["-m", "elf_i386", "-nostdlib", "-static", "-T"])
-            .arg(root.join("link.ld"))
-            .arg("-o")
-            .arg(&elf)
-            .args(&lib_objs)
-            .arg(&obj));
-        table.push_str(&format!(
-            "    ({name:?}, include_bytes!({:?})),\n",
-            elf.display().to_string()
-        ));
+    for f in FAMILIES {
+        build_family(f, &root, &out, &mut table);
     }
     table.push_str("];\n");
     fs::write(out.join("builtin.rs"), table).unwrap();

@@ -14,6 +14,7 @@ mod hypercall;
 mod irq;
 mod lifecycle;
 mod load;
+mod longmode;
 mod monitor;
 mod pci;
 mod testdev;

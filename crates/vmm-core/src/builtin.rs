@@ -1,4 +1,5 @@
-//! Guests built into the binary from `guests/` by build.rs (gcc -m32, ld -m elf_i386).
+//! Guests built into the binary from `guests/` by build.rs: the 32-bit family (gcc -m32,
+//! ld -m elf_i386) and the long-mode `lm-*` family (gcc -m64, objcopy -O elf32-i386).
 
 include!(concat!(env!("OUT_DIR"), "/guests/builtin.rs"));
 

@@ -3,6 +3,10 @@
 //! An access nobody claims reads all-ones, drops writes and is counted
 //! (`kvmbus_unclaimed_accesses_total`). Lookups take a read lock and clone the device's
 //! `Arc` out of it, so a device may remap the bus (a BAR moving) while handling an access.
+//!
+//! An *overlay* sits above the ordinary ranges, as a QEMU subregion of higher priority
+//! does: an access that lies wholly inside it goes to it, any other access falls through
+//! to the range beneath (the reset control register at 0xCF9 inside the PCI CAM ports).
 
 use std::sync::{Arc, RwLock};
 
@@ -49,10 +53,25 @@ struct Unclaimed {
     writes: metrics::Counter,
 }
 
+/// The ordinary ranges (disjoint, by base) and the overlays above them.
+#[derive(Default)]
+struct Table {
+    ranges: Vec<Entry>,
+    overlays: Vec<Entry>,
+}
+
+/// The entry in `v` (sorted by base, disjoint) that holds `[addr, addr + len)` wholly.
+fn find(v: &[Entry], addr: u64, len: u64) -> Option<(&Entry, u64)> {
+    let i = v.partition_point(|e| e.base <= addr);
+    let e = v.get(i.checked_sub(1)?)?;
+    let off = addr - e.base;
+    (off < e.len && off + len <= e.len).then_some((e, off))
+}
+
 /// One address space's bus.
 pub struct Bus {
     space: Space,
-    entries: RwLock<Vec<Entry>>,
+    entries: RwLock<Table>,
     unclaimed: Unclaimed,
 }
 
@@ -65,7 +84,7 @@ impl Bus {
         };
         Bus {
             space,
-            entries: RwLock::new(Vec::new()),
+            entries: RwLock::new(Table::default()),
             unclaimed: Unclaimed {
                 reads: c("read"),
                 writes: c("write"),
@@ -81,6 +100,29 @@ impl Bus {
         name: &str,
         device: Arc<dyn BusDevice>,
     ) -> Result<()> {
+        self.insert_in(false, base, len, name, device)
+    }
+
+    /// Maps `[base, base+len)` to `device` above the ordinary ranges (see the module
+    /// docs); overlapping another overlay is an error.
+    pub fn insert_overlay(
+        &self,
+        base: u64,
+        len: u64,
+        name: &str,
+        device: Arc<dyn BusDevice>,
+    ) -> Result<()> {
+        self.insert_in(true, base, len, name, device)
+    }
+
+    fn insert_in(
+        &self,
+        overlay: bool,
+        base: u64,
+        len: u64,
+        name: &str,
+        device: Arc<dyn BusDevice>,
+    ) -> Result<()> {
         let end = base
             .checked_add(len)
             .filter(|_| len > 0)
@@ -89,7 +131,12 @@ impl Bus {
                 base,
                 len,
             })?;
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let mut table = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let entries = if overlay {
+            &mut table.overlays
+        } else {
+            &mut table.ranges
+        };
         if let Some(o) = entries
             .iter()
             .find(|e| base < e.base + e.len && e.base < end)
@@ -115,30 +162,34 @@ impl Bus {
         Ok(())
     }
 
-    /// Unmaps the range that starts at `base`; returns whether one was there.
+    /// Unmaps the ordinary range that starts at `base`; returns whether one was there.
     pub fn remove(&self, base: u64) -> bool {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        let before = entries.len();
-        entries.retain(|e| e.base != base);
-        entries.len() != before
+        let mut table = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let before = table.ranges.len();
+        table.ranges.retain(|e| e.base != base);
+        table.ranges.len() != before
     }
 
-    /// The name of the range containing `addr`, if any.
+    /// The name of the range (an overlay first) containing `addr`, if any.
     pub fn owner(&self, addr: u64) -> Option<String> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let i = entries.partition_point(|e| e.base <= addr);
-        let e = entries.get(i.checked_sub(1)?)?;
-        (addr - e.base < e.len).then(|| e.name.clone())
+        let t = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        find(&t.overlays, addr, 1)
+            .or_else(|| find(&t.ranges, addr, 1))
+            .map(|(e, _)| e.name.clone())
     }
 
     /// The device at `addr` with the offset into its range, if the `len`-byte access
-    /// fits in that range. Clones only the device's `Arc` (the hot path: no allocation).
+    /// fits in an overlay or else in an ordinary range. Clones only the device's `Arc`
+    /// (the hot path: no allocation; with no overlays, one emptiness check more).
     fn lookup(&self, addr: u64, len: usize) -> Option<(Arc<dyn BusDevice>, u64)> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let i = entries.partition_point(|e| e.base <= addr);
-        let e = entries.get(i.checked_sub(1)?)?;
-        let off = addr - e.base;
-        (off < e.len && off + len as u64 <= e.len).then(|| (e.device.clone(), off))
+        let t = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let hit = if t.overlays.is_empty() {
+            None
+        } else {
+            find(&t.overlays, addr, len as u64)
+        };
+        hit.or_else(|| find(&t.ranges, addr, len as u64))
+            .map(|(e, off)| (e.device.clone(), off))
     }
 
     /// Dispatches a read; unclaimed reads return all-ones. Returns whether it was claimed.
@@ -170,13 +221,14 @@ impl Bus {
         }
     }
 
-    /// (base, len, name) of every mapped range, in address order.
+    /// (base, len, name) of every mapped range and overlay, in address order.
     pub fn ranges(&self) -> Vec<(u64, u64, String)> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries
-            .iter()
+        let t = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = (t.ranges.iter().chain(&t.overlays))
             .map(|e| (e.base, e.len, e.name.clone()))
-            .collect()
+            .collect();
+        v.sort();
+        v
     }
 }
 
@@ -247,5 +299,29 @@ mod tests {
         bus.insert(0xf8, 0x10, "b", Arc::new(Rec::default()))
             .unwrap();
         assert_eq!(bus.ranges().len(), 2);
+    }
+
+    #[test]
+    fn an_overlay_takes_the_accesses_that_fit_in_it() {
+        let bus = Bus::new(Space::Pio, "t");
+        let cam = Arc::new(Rec::default());
+        let rcr = Arc::new(Rec::default());
+        bus.insert(0xcf8, 8, "cam", cam.clone()).unwrap();
+        bus.insert_overlay(0xcf9, 1, "rcr", rcr.clone()).unwrap();
+        assert!(bus
+            .insert_overlay(0xcf9, 2, "x", Arc::new(Rec::default()))
+            .is_err());
+        assert!(bus.write(0xcf9, &[6]));
+        assert!(bus.write(0xcf8, &[1, 2, 3, 4]));
+        assert!(bus.write(0xcf9, &[7, 8]));
+        assert_eq!(rcr.0.lock().unwrap().as_slice(), &[(0, vec![6])]);
+        assert_eq!(
+            cam.0.lock().unwrap().as_slice(),
+            &[(0, vec![1, 2, 3, 4]), (1, vec![7, 8])]
+        );
+        assert_eq!(bus.owner(0xcf9).as_deref(), Some("rcr"));
+        assert_eq!(bus.owner(0xcfa).as_deref(), Some("cam"));
+        let names: Vec<String> = bus.ranges().into_iter().map(|r| r.2).collect();
+        assert_eq!(names, ["cam", "rcr"]);
     }
 }

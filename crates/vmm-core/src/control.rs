@@ -26,6 +26,9 @@ pub enum StopReason {
         /// What KVM said.
         detail: String,
     },
+    /// The guest asked for a machine reset (the reset control register 0xCF9); kvmbus
+    /// has none, so the VM ends (as QEMU's `-no-reboot`). The text says how.
+    Reset(String),
     /// SIGINT or SIGTERM.
     Signal(i32),
     /// The user quit the dashboard of `kvmbus run --tui` (exits like Ctrl-C).
@@ -42,7 +45,7 @@ pub mod exit_code {
     pub const CONFIG: i32 = 2;
     /// KVM unavailable.
     pub const NO_KVM: i32 = 3;
-    /// The guest faulted (triple fault, internal error).
+    /// The guest faulted (triple fault, internal error) or asked for a reset.
     pub const GUEST_FAULT: i32 = 4;
     /// The VMM failed at run time (I/O, device setup).
     pub const VMM_ERROR: i32 = 5;
@@ -57,9 +60,9 @@ impl StopReason {
             // As QEMU's exit((value << 1) | 1): the OS keeps the low 8 bits.
             StopReason::DebugExit(v) => (((*v as i32) << 1) | 1) & 0xff,
             StopReason::PowerOff => exit_code::POWER_OFF,
-            StopReason::TripleFault { .. } | StopReason::GuestFault { .. } => {
-                exit_code::GUEST_FAULT
-            }
+            StopReason::TripleFault { .. }
+            | StopReason::GuestFault { .. }
+            | StopReason::Reset(_) => exit_code::GUEST_FAULT,
             StopReason::Signal(s) => exit_code::SIGNAL_BASE + s,
             StopReason::Quit => exit_code::SIGNAL_BASE + libc::SIGINT,
             StopReason::VmmError(_) => exit_code::VMM_ERROR,
@@ -73,6 +76,7 @@ impl StopReason {
             StopReason::PowerOff => "guest powered off".into(),
             StopReason::TripleFault { vcpu } => format!("vcpu {vcpu} triple-faulted (shutdown)"),
             StopReason::GuestFault { vcpu, detail } => format!("vcpu {vcpu}: {detail}"),
+            StopReason::Reset(how) => format!("reset requested ({how}); kvmbus has no reset"),
             StopReason::Signal(s) => format!("stopped by signal {s}"),
             StopReason::Quit => "stopped from the dashboard".into(),
             StopReason::VmmError(e) => format!("vmm error: {e}"),

@@ -135,8 +135,21 @@ pub enum Next {
 /// Handles one return of KVM_RUN: dispatches I/O to the buses, turns guest-ending exits
 /// and errors into a stop request; returns the exit's reason (for accounting) and what
 /// to do next. A free function over the result so tests feed it made-up exits.
+/// Port I/O is one access of the whole data (see [`handle_exit_io`] for string I/O).
 pub fn handle_exit(
     result: Result<VcpuExit<'_>, kvm_ioctls::Error>,
+    cx: &VcpuContext,
+) -> (ExitReason, Next) {
+    handle_exit_io(result, 0, cx)
+}
+
+/// [`handle_exit`] for an exit whose port I/O elements are `io_size` bytes (kvm_run's
+/// `io.size`; 0: the whole data is one access). KVM hands a string instruction
+/// (`rep insb/outsw/...`) to userspace as one exit of `count` elements; each element is
+/// its own access to the port, in order, as on hardware and QEMU.
+pub fn handle_exit_io(
+    result: Result<VcpuExit<'_>, kvm_ioctls::Error>,
+    io_size: usize,
     cx: &VcpuContext,
 ) -> (ExitReason, Next) {
     let stop = |reason: StopReason| cx.control.request_stop(reason);
@@ -157,11 +170,17 @@ pub fn handle_exit(
     };
     match exit {
         VcpuExit::IoOut(port, data) => {
-            cx.pio.write(port as u64, data);
+            let size = element_size(io_size, data.len());
+            for element in data.chunks(size) {
+                cx.pio.write(port as u64, element);
+            }
             (ExitReason::IoOut, Next::Run)
         }
         VcpuExit::IoIn(port, data) => {
-            cx.pio.read(port as u64, data);
+            let size = element_size(io_size, data.len());
+            for element in data.chunks_mut(size) {
+                cx.pio.read(port as u64, element);
+            }
             (ExitReason::IoIn, Next::Run)
         }
         VcpuExit::MmioWrite(addr, data) => {
@@ -225,6 +244,28 @@ fn internal_error_detail(vcpu: &mut VcpuFd) -> String {
     )
 }
 
+/// The size of one port access in `len` bytes of exit data: `io_size` when it is 1, 2
+/// or 4 and divides `len`, else the whole data.
+fn element_size(io_size: usize, len: usize) -> usize {
+    match io_size {
+        1 | 2 | 4 if len % io_size == 0 => io_size,
+        _ => len.max(1),
+    }
+}
+
+/// kvm_run's `io.size` after an exit (meaningful for KVM_EXIT_IO only).
+///
+/// `run` points at the vCPU's kvm_run mapping (from `VcpuFd::get_kvm_run`), which
+/// lives as long as the `VcpuFd`.
+fn exit_io_size(run: *const kvm_bindings::kvm_run) -> usize {
+    // SAFETY: `run` points into the vCPU's kvm_run mmap, valid for the VcpuFd's whole
+    // life (the caller holds the VcpuFd); this thread is the only one running the vCPU
+    // and KVM_RUN has returned, so the kernel is not writing it; the field is read by
+    // value through a raw pointer (no reference into the union is formed); any bit
+    // pattern is a valid u8.
+    unsafe { std::ptr::addr_of!((*run).__bindgen_anon_1.io.size).read_volatile() as usize }
+}
+
 /// The vCPU thread's loop: runs until the VM stops.
 ///
 /// The handling time recorded is userspace time from KVM_RUN's return to the device's
@@ -234,6 +275,7 @@ fn internal_error_detail(vcpu: &mut VcpuFd) -> String {
 /// A kick ([`crate::signals::kick`]) sets `immediate_exit`; the loop clears it after the
 /// EINTR it causes, unless the VM is stopping.
 pub fn run_loop(mut vcpu: VcpuFd, cx: VcpuContext, m: ExitMetrics) {
+    let run: *const kvm_bindings::kvm_run = vcpu.get_kvm_run();
     let slot = std::ptr::addr_of_mut!(vcpu.get_kvm_run().immediate_exit);
     crate::signals::set_immediate_exit_slot(slot);
     // S3: this thread parks at the gate (outside KVM_RUN) while the machine sleeps.
@@ -248,7 +290,7 @@ pub fn run_loop(mut vcpu: VcpuFd, cx: VcpuContext, m: ExitMetrics) {
         n = n.wrapping_add(1);
         let result = vcpu.run();
         let start = (m.timed && n % TIMING_SAMPLE == 0).then(Instant::now);
-        let (reason, next) = handle_exit(result, &cx);
+        let (reason, next) = handle_exit_io(result, exit_io_size(run), &cx);
         if next == Next::InternalError {
             cx.control.request_stop(StopReason::GuestFault {
                 vcpu: cx.id,
@@ -365,6 +407,41 @@ mod tests {
         handle_exit(Ok(VcpuExit::MmioRead(0xdead_0000, &mut d)), &cx);
         assert_eq!(d, [0xff; 8]);
         assert!(!cx.control.stopping());
+    }
+
+    /// Records every access: (offset, bytes).
+    #[derive(Default)]
+    struct Log(std::sync::Mutex<Vec<(u64, usize)>>, AtomicU64);
+
+    impl BusDevice for Log {
+        fn read(&self, offset: u64, data: &mut [u8]) {
+            self.0.lock().unwrap().push((offset, data.len()));
+            let n = self.1.fetch_add(1, Ordering::SeqCst);
+            data.fill(n as u8);
+        }
+        fn write(&self, offset: u64, data: &[u8]) {
+            self.0.lock().unwrap().push((offset, data.len()));
+        }
+    }
+
+    #[test]
+    fn string_io_is_one_access_per_element() {
+        let (cx, _) = context();
+        let log = Arc::new(Log::default());
+        cx.pio.insert(0x608, 4, "timer", log.clone()).unwrap();
+        // rep insl, count 3: three 4-byte reads, each its own value.
+        let mut d = [0u8; 12];
+        handle_exit_io(Ok(VcpuExit::IoIn(0x608, &mut d)), 4, &cx);
+        assert_eq!(d, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]);
+        // rep outsb, count 5: five 1-byte writes.
+        handle_exit_io(Ok(VcpuExit::IoOut(0x608, b"hello")), 1, &cx);
+        let seen = log.0.lock().unwrap().clone();
+        assert_eq!(seen[..3], [(0, 4); 3]);
+        assert_eq!(seen[3..], [(0, 1); 5]);
+        // A size that does not divide the data (not from KVM): one access.
+        log.0.lock().unwrap().clear();
+        handle_exit_io(Ok(VcpuExit::IoOut(0x608, &[1, 2, 3])), 2, &cx);
+        assert_eq!(log.0.lock().unwrap().as_slice(), &[(0, 3)]);
     }
 
     #[test]

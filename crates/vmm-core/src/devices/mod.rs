@@ -14,6 +14,7 @@ pub mod pc_testdev;
 pub mod pci_testdev;
 pub mod pm;
 pub mod registry;
+pub mod reset_control;
 pub mod rtc;
 mod serial;
 pub mod vfio_user;

@@ -128,6 +128,10 @@ pub const PLATFORM: &[PlatformKind] = &[
         section: "fw_cfg",
         parse: kinds::fw_cfg::parse,
     },
+    PlatformKind {
+        section: "",
+        parse: kinds::reset_control::parse,
+    },
 ];
 
 /// The `[[device]]` kind called `name`.

@@ -9,5 +9,6 @@ pub mod irq_test;
 pub mod legacy;
 pub mod pc_testdev;
 pub mod pci_testdev;
+pub mod reset_control;
 pub mod serial;
 pub mod vfio_user;
