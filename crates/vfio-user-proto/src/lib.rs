@@ -22,6 +22,7 @@ mod channel;
 mod error;
 mod header;
 mod msg;
+mod rx;
 mod version;
 
 pub use channel::{Channel, Limits, Message};

@@ -35,6 +35,10 @@ const MAX_FDS: u32 = 16;
 /// vfio device flags: PCI, reset supported.
 const DEVICE_FLAGS: u32 = (1 << 1) | (1 << 0);
 const NUM_REGIONS: u32 = 9;
+/// How long the server polls for the next request before it sleeps: a guest touching
+/// registers sends them back to back, and waking a sleeping server costs more than
+/// serving the access (see `vfio_user_proto::Channel::set_poll`).
+const REQUEST_POLL: std::time::Duration = std::time::Duration::from_micros(200);
 const NUM_IRQS: u32 = 5;
 
 /// The INTx line of a served device: a level the device model drives (it is an
@@ -296,6 +300,7 @@ impl Server {
                 max_data: MAX_DATA,
             },
         );
+        chan.set_poll(REQUEST_POLL);
         loop {
             let m = match chan.recv(None) {
                 Ok(m) => m,
