@@ -200,6 +200,22 @@ impl IrqTest {
         self
     }
 
+    /// What a function-level reset does to the device's own state: VECTOR and MODE back
+    /// to 0, every FIRE request not yet fired cancelled, INTx deasserted. (Config space
+    /// belongs to whoever presents the function.)
+    pub fn resetter(&self) -> impl Fn() + Send + Sync + 'static {
+        let (r, intx) = (self.regs.clone(), self.intx.clone());
+        move || {
+            r.vector.store(0, Ordering::Relaxed);
+            r.mode.store(0, Ordering::Relaxed);
+            r.generation.fetch_add(1, Ordering::AcqRel);
+            r.intx.store(false, Ordering::SeqCst);
+            if let Some(l) = &intx {
+                l.set_level(false);
+            }
+        }
+    }
+
     /// A handle that stops the backend thread.
     pub fn stopper(&self) -> FiringStop {
         FiringStop {

@@ -67,12 +67,14 @@ pub fn served_irq_test(msix_vectors: u16, msi_vectors: u16, shared_bar: bool) ->
     let intx = server::LevelIntx::new()?;
     let dev = IrqTest::new(msix_vectors, msi_vectors, slots.handles(), chip, injector)?
         .with_intx(intx.clone(), None);
+    let reset = dev.resetter();
     Ok(Served {
         function: Box::new(dev),
         slots,
         msi: u32::from(msi_vectors),
         msix: u32::from(msix_vectors),
         intx: Some(intx),
+        reset: Some(Box::new(reset)),
         shared_bars: if shared_bar {
             vec![(4, server::shared_memory(4096)?, 4096)]
         } else {

@@ -98,6 +98,8 @@ pub struct Served {
     /// BARs that are plain shared memory (a memfd), offered as mmap-able regions: the
     /// client maps them into the guest, so guest accesses never reach this process.
     pub shared_bars: Vec<(u8, Arc<OwnedFd>, u64)>,
+    /// DEVICE_RESET: puts the device model's state back as at power-on.
+    pub reset: Option<Box<dyn Fn() + Send>>,
 }
 
 /// A memfd of `size` bytes for a shared-memory BAR.
@@ -480,7 +482,14 @@ impl Server {
                 Ok(a.encode())
             }
             Command::DeviceReset => {
-                log::info!("vfio-user server: device reset requested");
+                log::info!("vfio-user server: device reset");
+                if let Some(reset) = &self.dev.reset {
+                    reset();
+                }
+                if let Some(l) = &self.dev.intx {
+                    // Deasserted by the reset (if the model drove it); unmasked.
+                    l.masked.store(false, Ordering::SeqCst);
+                }
                 Ok(Vec::new())
             }
             Command::DmaRead

@@ -125,6 +125,15 @@ impl VfioUserDevice {
             }
             None => return Err(lost()),
         };
+        if info.flags & vu::DEVICE_FLAGS_RESET != 0 {
+            // A fresh device, as at power-on (QEMU's client resets at machine reset
+            // before the guest runs); the server may have served someone before.
+            match conn.call(Command::DeviceReset, &[], &[]) {
+                Some(Ok(_)) => {}
+                Some(Err(errno)) => log::warn!("{name}: DEVICE_RESET at attach: errno {errno}"),
+                None => return Err(lost()),
+            }
+        }
         if info.num_regions <= vu::REGION_CONFIG {
             return Err(dev_err(
                 &name,
