@@ -172,10 +172,10 @@ fn a_taken_metrics_port_is_an_error_at_start_up() {
 }
 
 /// A tmux session running `cmd` at 80x24 that stays around after the command exits.
-struct Tmux(String);
+pub(crate) struct Tmux(String);
 
 impl Tmux {
-    fn start(name: &str, cmd: &str) -> Tmux {
+    pub(crate) fn start(name: &str, cmd: &str) -> Tmux {
         let s = format!("kvmbus-it-{}-{name}", std::process::id());
         let ok = Command::new("tmux")
             .args(["new-session", "-d", "-s", &s, "-x", "80", "-y", "24", cmd])
@@ -195,7 +195,7 @@ impl Tmux {
             .unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
-    fn keys(&self, keys: &[&str]) {
+    pub(crate) fn keys(&self, keys: &[&str]) {
         let mut c = Command::new("tmux");
         c.args(["send-keys", "-t", &self.0]).args(keys);
         assert!(c.status().unwrap().success());
@@ -208,7 +208,7 @@ impl Tmux {
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
     /// Waits until the screen contains `needle`.
-    fn wait_for(&self, needle: &str) -> String {
+    pub(crate) fn wait_for(&self, needle: &str) -> String {
         let start = Instant::now();
         loop {
             let s = self.capture();
@@ -224,7 +224,7 @@ impl Tmux {
     }
     /// Waits until the command has exited and tmux has collected how: the pty closes
     /// (`pane_dead`) before tmux reaps the child, so the status can lag behind.
-    fn wait_dead(&self) -> String {
+    pub(crate) fn wait_dead(&self) -> String {
         let start = Instant::now();
         while self
             .display("#{pane_dead}#{pane_dead_status}#{pane_dead_signal}")

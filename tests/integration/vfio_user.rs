@@ -342,3 +342,35 @@ fn a_vfio_user_device_without_its_socket_key_is_a_placed_config_error() {
     let err = stderr(&out);
     assert!(err.contains("bad.toml:") && err.contains("socket"), "{err}");
 }
+
+#[test]
+fn the_tui_pci_view_shows_a_vfio_user_device() {
+    if !kvm_or_skip("the_tui_pci_view_shows_a_vfio_user_device") {
+        return;
+    }
+    let d = scratch("vu-tui");
+    let sock = d.join("irq.sock");
+    let _server = device_server(&sock);
+    let body = format!(
+        "{}[serial]\noutput = \"file:{}\"\n[[device]]\nkind = \"vfio-user\"\nbdf = \"{BDF}\"\nsocket = \"{}\"\n",
+        builtin("demo", 1, ""),
+        d.join("serial.txt").display(),
+        sock.display()
+    );
+    let cfg = config(&d, "vu-tui", &body);
+    let t = crate::monitor::Tmux::start(
+        "vu-tui",
+        &format!(
+            "{} run {} --tui",
+            env!("CARGO_BIN_EXE_kvmbus"),
+            cfg.display()
+        ),
+    );
+    t.wait_for("exits user");
+    t.keys(&["4"]);
+    let screen = t.wait_for("vfio-user connected");
+    assert!(screen.contains("00:04.0 vfio-user"), "{screen}");
+    assert!(screen.contains("fwd r "), "{screen}");
+    t.keys(&["q"]);
+    assert_eq!(t.wait_dead(), "130 0");
+}
