@@ -93,6 +93,8 @@ pub struct IrqTest {
     tx: Sender<Fire>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
     intx: Option<Arc<dyn IrqLine>>,
+    /// Device Control's offset when FLR is advertised.
+    flr_control: Option<u16>,
 }
 
 /// Stops the irq-test backend thread (teardown): pending firing work is abandoned.
@@ -185,7 +187,25 @@ impl IrqTest {
             tx,
             thread: Arc::new(Mutex::new(Some(thread))),
             intx: None,
+            flr_control: None,
         })
+    }
+
+    /// Advertises Function Level Reset (PCI Express Device Capabilities bit 28); an
+    /// Initiate FLR write resets the device's registers as [`IrqTest::resetter`] does.
+    /// (Served over vfio-user, the client owns the capability and sends DEVICE_RESET.)
+    pub fn with_flr(mut self) -> Result<IrqTest> {
+        self.config.set_pcie_flr().map_err(|e| Error::Device {
+            device: "irq-test".into(),
+            detail: e.to_string(),
+        })?;
+        self.flr_control = self
+            .config
+            .capabilities()
+            .into_iter()
+            .find(|c| c.id == 0x10)
+            .map(|c| u16::from(c.offset) + 8);
+        Ok(self)
     }
 
     /// Gives the function INTA#, driven through `line` by the INTX register; `gsi`, the
@@ -349,6 +369,12 @@ impl PciFunction for IrqTest {
         self.config.read(offset, data);
     }
     fn config_write(&mut self, offset: u16, data: &[u8]) -> Vec<FunctionEvent> {
+        if let Some(ctl) = self.flr_control {
+            let at = usize::from(ctl + 1).wrapping_sub(usize::from(offset));
+            if offset <= ctl + 1 && data.get(at).is_some_and(|b| b & 0x80 != 0) {
+                (self.resetter())();
+            }
+        }
         self.config.write(offset, data)
     }
     fn bar_read(&mut self, bar: u8, offset: u64, data: &mut [u8]) {

@@ -66,7 +66,8 @@ pub fn served_irq_test(msix_vectors: u16, msi_vectors: u16, shared_bar: bool) ->
     let injector = Arc::new(ExitInjector::new(chip.clone()));
     let intx = server::LevelIntx::new()?;
     let dev = IrqTest::new(msix_vectors, msi_vectors, slots.handles(), chip, injector)?
-        .with_intx(intx.clone(), None);
+        .with_intx(intx.clone(), None)
+        .with_flr()?;
     let reset = dev.resetter();
     Ok(Served {
         function: Box::new(dev),

@@ -198,7 +198,7 @@ fn w32(f: &mut dyn PciFunction, bar: u8, off: u64, v: u32) {
 }
 
 #[test]
-fn device_reset_at_attach_and_on_request_resets_the_served_model() {
+fn device_reset_at_attach_on_request_and_on_flr_resets_the_served_model() {
     let path = sock("reset");
     let _conns = spawn_server(&path, served_irq_test(8, 4, false).unwrap(), 2);
     let connect = || {
@@ -225,6 +225,28 @@ fn device_reset_at_attach_and_on_request_resets_the_served_model() {
         (0, 0),
         "VECTOR and MODE back to 0"
     );
+    // FLR: the served irq-test advertises it; Initiate FLR resets the device (through
+    // DEVICE_RESET) and what kvmbus owns (COMMAND).
+    let pcie = dev
+        .config
+        .capabilities()
+        .into_iter()
+        .find(|c| c.id == 0x10)
+        .expect("PCI Express capability")
+        .offset as u16;
+    let mut devcap = [0u8; 4];
+    dev.config_read(pcie + 4, &mut devcap);
+    assert_ne!(u32::from_le_bytes(devcap) & 1 << 28, 0, "FLR advertised");
+    dev.config_write(4, &[3, 0]);
+    w32(&mut dev, 0, 0x04, 6);
+    let mut ctl = [0u8; 2];
+    dev.config_read(pcie + 8, &mut ctl);
+    ctl[1] |= 0x80;
+    dev.config_write(pcie + 8, &ctl);
+    assert_eq!(r32(&mut dev, 0, 0x04), 0, "VECTOR reset by the FLR");
+    assert_eq!(dev.config.command() & 3, 0, "decoding off after the FLR");
+    dev.config_read(pcie + 8, &mut ctl);
+    assert_eq!(ctl[1] & 0x80, 0, "Initiate FLR reads 0");
     w32(&mut dev, 0, 0x04, 7);
     drop(dev);
     // The server keeps the device across clients; a new client resets it at attach.
