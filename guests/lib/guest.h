@@ -129,6 +129,7 @@ int pci_find(u16 vendor, u16 device, struct pci_fn *out);
 #define IRQT_VECTORS 0x14  /* R: number of vectors */
 #define IRQT_MODE 0x18     /* RW: 0 irqfd, 1 KVM_SIGNAL_MSI, 2 userspace exit path */
 #define IRQT_PENDING_HI 0x1C /* R: high half of PENDING as of the last PENDING read */
+#define IRQT_INTX 0x20     /* RW: bit 0 = INTx level (devices with an interrupt pin) */
 
 #define GW_VENDOR 0x1234
 #define GW_DEVICE 0x4843

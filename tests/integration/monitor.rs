@@ -171,44 +171,59 @@ fn a_taken_metrics_port_is_an_error_at_start_up() {
     assert!(stdout(&out).is_empty(), "the guest must not have run");
 }
 
-/// A tmux session running `cmd` at 80x24 that stays around after the command exits.
-struct Tmux(String);
+/// A tmux session running `cmd` at 80x24 that stays around after the command exits,
+/// on a tmux server of its own (`-L`): sessions of tests running at once never share
+/// (or race to start) one server.
+pub(crate) struct Tmux(String);
 
 impl Tmux {
-    fn start(name: &str, cmd: &str) -> Tmux {
+    pub(crate) fn start(name: &str, cmd: &str) -> Tmux {
         let s = format!("kvmbus-it-{}-{name}", std::process::id());
         let ok = Command::new("tmux")
-            .args(["new-session", "-d", "-s", &s, "-x", "80", "-y", "24", cmd])
+            .args([
+                "-L",
+                &s,
+                "new-session",
+                "-d",
+                "-s",
+                &s,
+                "-x",
+                "80",
+                "-y",
+                "24",
+                cmd,
+            ])
             .status()
             .expect("tmux (scripts/setup.sh installs it)")
             .success();
         assert!(ok);
         let _ = Command::new("tmux")
-            .args(["set-option", "-t", &s, "remain-on-exit", "on"])
+            .args(["-L", &s, "set-option", "-t", &s, "remain-on-exit", "on"])
             .status();
         Tmux(s)
     }
     fn capture(&self) -> String {
         let o = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &self.0])
+            .args(["-L", &self.0, "capture-pane", "-p", "-t", &self.0])
             .output()
             .unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
-    fn keys(&self, keys: &[&str]) {
+    pub(crate) fn keys(&self, keys: &[&str]) {
         let mut c = Command::new("tmux");
-        c.args(["send-keys", "-t", &self.0]).args(keys);
+        c.args(["-L", &self.0, "send-keys", "-t", &self.0])
+            .args(keys);
         assert!(c.status().unwrap().success());
     }
     fn display(&self, fmt: &str) -> String {
         let o = Command::new("tmux")
-            .args(["display", "-p", "-t", &self.0, fmt])
+            .args(["-L", &self.0, "display", "-p", "-t", &self.0, fmt])
             .output()
             .unwrap();
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
     /// Waits until the screen contains `needle`.
-    fn wait_for(&self, needle: &str) -> String {
+    pub(crate) fn wait_for(&self, needle: &str) -> String {
         let start = Instant::now();
         loop {
             let s = self.capture();
@@ -224,7 +239,7 @@ impl Tmux {
     }
     /// Waits until the command has exited and tmux has collected how: the pty closes
     /// (`pane_dead`) before tmux reaps the child, so the status can lag behind.
-    fn wait_dead(&self) -> String {
+    pub(crate) fn wait_dead(&self) -> String {
         let start = Instant::now();
         while self
             .display("#{pane_dead}#{pane_dead_status}#{pane_dead_signal}")
@@ -247,7 +262,7 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
+            .args(["-L", &self.0, "kill-server"])
             .status();
     }
 }

@@ -89,7 +89,7 @@ fn lspci_decodes_the_guest_dump_as_configured() {
         // lspci cannot size BARs from a dump; the guest's own sizing line says it.
         has(
             &dump,
-            &format!("# sizes 00:03.0 bar0=io:32 bar1=mem32:4096 bar2=mem64pf:{bar2}"),
+            &format!("# sizes 00:03.0 bar0=io:64 bar1=mem32:4096 bar2=mem64pf:{bar2}"),
         );
         assert!(dump.contains("# 4 functions"), "{dump}");
     }

@@ -3,8 +3,9 @@
 //! server killed mid-run (all-ones, the VM keeps running, the device comes back); and
 //! the client against the rust-vmm crate's gpio example, a server not written here.
 //!
-//! The device is put on the VM with `devices::vfio_user::attach` (the library path)
-//! until `[[device]] kind = "vfio-user"` is wired through the device registry.
+//! The device is put on the VM both with `devices::vfio_user::attach` (the library path)
+//! and with `[[device]] kind = "vfio-user"` (the registry); the in-process irq-test with
+//! `intx = true` runs the same guest, whose output must match (INTx included).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -94,20 +95,30 @@ fn irq_check_passes_against_the_device_server() {
     let reason = t.join().unwrap().expect("run");
     drop(server);
     let text = std::fs::read_to_string(&serial).unwrap_or_default();
+    irq_check_passed(&text, 500);
+    assert_eq!(reason, StopReason::DebugExit(0), "{text}");
+}
+
+/// The INTx line of an irq-check run with the device at 00:04.0 (IOAPIC input 16).
+const INTX_OK: &str =
+    "irq-check: intx ok: line 16, re-raised after EOI while asserted, quiet once deasserted";
+
+/// Every irq-check case passed, INTx included (the device at 00:04.0: IOAPIC input 16).
+fn irq_check_passed(text: &str, n: u32) {
     assert!(!text.contains("FAIL"), "{text}");
     for part in [
-        "paced ok: 500 interrupts",
-        "mask ok",
-        "retarget ok",
-        "msi ok",
-        "0 failures",
+        format!("paced ok: {n} interrupts"),
+        "mask ok".into(),
+        "retarget ok".into(),
+        "msi ok".into(),
+        "0 failures".into(),
     ] {
         assert!(
             text.contains(&format!("irq-check: {part}")),
             "{part}: {text}"
         );
     }
-    assert_eq!(reason, StopReason::DebugExit(0), "{text}");
+    assert!(text.contains(INTX_OK), "{INTX_OK}: {text}");
 }
 
 fn read_id(vm_pci: &vmm_core::pci::PciPlatform, bdf: Bdf) -> u32 {
@@ -292,19 +303,27 @@ fn kvmbus_run_with_a_vfio_user_device_passes_irq_check() {
         Duration::from_secs(120),
     );
     let text = stdout(&out);
-    assert!(!text.contains("FAIL"), "{text}");
-    for part in [
-        "paced ok: 300 interrupts",
-        "mask ok",
-        "retarget ok",
-        "msi ok",
-        "0 failures",
-    ] {
-        assert!(
-            text.contains(&format!("irq-check: {part}")),
-            "{part}: {text}"
-        );
+    irq_check_passed(&text, 300);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+#[test]
+fn the_in_process_irq_test_with_intx_passes_the_same_irq_check() {
+    if !kvm_or_skip("the_in_process_irq_test_with_intx_passes_the_same_irq_check") {
+        return;
     }
+    let d = scratch("vu-local");
+    // The device server's shape: 16 MSI-X and 4 MSI vectors, INTA#.
+    let body = format!(
+        "{}[[device]]\nkind = \"irq-test\"\nbdf = \"{BDF}\"\nmsix_vectors = 16\nmsi_vectors = 4\nintx = true\n",
+        builtin("irq-check", 1, "n=300"),
+    );
+    let out = run_with_deadline(
+        kvmbus().arg("run").arg(config(&d, "local", &body)),
+        Duration::from_secs(120),
+    );
+    let text = stdout(&out);
+    irq_check_passed(&text, 300);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
 
@@ -322,4 +341,36 @@ fn a_vfio_user_device_without_its_socket_key_is_a_placed_config_error() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("bad.toml:") && err.contains("socket"), "{err}");
+}
+
+#[test]
+fn the_tui_pci_view_shows_a_vfio_user_device() {
+    if !kvm_or_skip("the_tui_pci_view_shows_a_vfio_user_device") {
+        return;
+    }
+    let d = scratch("vu-tui");
+    let sock = d.join("irq.sock");
+    let _server = device_server(&sock);
+    let body = format!(
+        "{}[serial]\noutput = \"file:{}\"\n[[device]]\nkind = \"vfio-user\"\nbdf = \"{BDF}\"\nsocket = \"{}\"\n",
+        builtin("demo", 1, ""),
+        d.join("serial.txt").display(),
+        sock.display()
+    );
+    let cfg = config(&d, "vu-tui", &body);
+    let t = crate::monitor::Tmux::start(
+        "vu-tui",
+        &format!(
+            "{} run {} --tui",
+            env!("CARGO_BIN_EXE_kvmbus"),
+            cfg.display()
+        ),
+    );
+    t.wait_for("exits user");
+    t.keys(&["4"]);
+    let screen = t.wait_for("vfio-user connected");
+    assert!(screen.contains("00:04.0 vfio-user"), "{screen}");
+    assert!(screen.contains("fwd r "), "{screen}");
+    t.keys(&["q"]);
+    assert_eq!(t.wait_dead(), "130 0");
 }

@@ -247,6 +247,22 @@ impl PciConfig {
         Ok(())
     }
 
+    /// Advertises Function Level Reset in the PCI Express capability's Device
+    /// Capabilities (bit 28). The function itself must act on an Initiate FLR write
+    /// (Device Control bit 15, which always reads 0). Without the capability: an error.
+    pub fn set_pcie_flr(&mut self) -> Result<()> {
+        let off = self
+            .caps
+            .infos()
+            .into_iter()
+            .find(|c| c.id == CAP_PCIE)
+            .map(|c| usize::from(c.offset))
+            .ok_or(Error::NoCapability("PCI Express"))?;
+        let v = self.regs.get(off + 4, 4) | 1 << 28;
+        self.regs.set(off + 4, 4, v);
+        Ok(())
+    }
+
     /// Adds a vendor-specific capability (ID 0x09) whose bytes after the 3-byte header
     /// (ID, next, length = 3 + payload length) are `payload`, read-only. Returns its
     /// offset.

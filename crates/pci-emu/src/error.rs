@@ -31,6 +31,9 @@ pub enum Error {
     /// The capability can be present only once.
     #[error("the {0} capability is already present")]
     CapabilityExists(&'static str),
+    /// An operation needs a capability the function does not have.
+    #[error("the function has no {0} capability")]
+    NoCapability(&'static str),
     /// Not enough room left in the 256-byte configuration space.
     #[error("no room left in configuration space for the {0} capability")]
     NoSpace(&'static str),

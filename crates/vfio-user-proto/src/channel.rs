@@ -6,57 +6,22 @@
 //! [`Error::Timeout`]; after a timeout or a size error the stream position is unknown
 //! and the connection must be dropped.
 
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::Write;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::header::{Command, Header, FLAG_ERROR, HEADER_SIZE, TYPE_COMMAND, TYPE_REPLY};
-
-/// Fixed bytes allowed on top of the data a message carries (its structures).
-const OVERHEAD: u32 = 4096;
-/// Fds collected per receive at most (beyond the limit they are closed and refused).
-const FD_SLOTS: usize = 253;
-/// 8-byte words of control buffer for FD_SLOTS fds (CMSG_SPACE(253 * 4) = 1032 bytes).
-const CBUF_WORDS: usize = 130;
-
-/// Bounds on what this side receives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Most fds in one message.
-    pub max_fds: usize,
-    /// Most data bytes in one message (the announced `max_data_xfer_size`).
-    pub max_data: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_fds: 16,
-            max_data: 1 << 20,
-        }
-    }
-}
-
-/// One received message.
-#[derive(Debug)]
-pub struct Message {
-    /// Its header.
-    pub header: Header,
-    /// Everything after the header.
-    pub payload: Vec<u8>,
-    /// The fds that came with it (owned: closed when dropped).
-    pub fds: Vec<OwnedFd>,
-}
+pub use crate::rx::{Limits, Message};
+use crate::rx::{Rx, CBUF_WORDS, FD_SLOTS};
 
 /// One end of a vfio-user connection.
 pub struct Channel {
     stream: UnixStream,
     next_id: u16,
     limits: Limits,
-    /// The SO_RCVTIMEO last set (`None` = never set), to skip redundant setsockopts.
-    armed: Option<Option<Duration>>,
+    rx: Rx,
 }
 
 fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
@@ -70,7 +35,7 @@ impl Channel {
             stream,
             next_id: 0,
             limits,
-            armed: None,
+            rx: Rx::new(),
         }
     }
 
@@ -82,6 +47,13 @@ impl Channel {
     /// Changes the receive limits (after negotiation).
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// Lets the first read of every message poll for up to `budget` before it sleeps
+    /// (zero, the default: never). A peer answering within the budget then costs no
+    /// sleep and wake-up, at the price of up to `budget` of CPU time per message.
+    pub fn set_poll(&mut self, budget: Duration) {
+        self.rx.poll = budget;
     }
 
     /// The socket.
@@ -108,10 +80,17 @@ impl Channel {
                 iov_len: payload.len(),
             },
         ];
+        if fds.len() > FD_SLOTS {
+            return Err(Error::TooManyFds {
+                got: fds.len(),
+                max: FD_SLOTS,
+            });
+        }
         let fd_bytes = std::mem::size_of_val(fds);
         // SAFETY: CMSG_SPACE only computes a size.
         let space = unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize;
-        let mut cbuf = vec![0u64; space.div_ceil(8)];
+        // On the stack (every message's path); 8-byte aligned as cmsghdr needs.
+        let mut cbuf = [0u64; CBUF_WORDS];
         // SAFETY: msghdr is plain data; zero is a valid initial state.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_mut_ptr();
@@ -189,47 +168,7 @@ impl Channel {
 
     /// Receives one message, waiting at most until `deadline` (forever with `None`).
     pub fn recv(&mut self, deadline: Option<Instant>) -> Result<Message> {
-        let mut hdr = [0u8; HEADER_SIZE];
-        let (mut got, fds) = self.recv_first(&mut hdr, deadline)?;
-        while got < HEADER_SIZE {
-            Self::check(deadline)?;
-            match self.stream.read(&mut hdr[got..]) {
-                Ok(0) => return Err(Error::Closed),
-                Ok(n) => got += n,
-                Err(e) => return Err(self.read_err(e, deadline)),
-            }
-        }
-        let header = Header::decode(&hdr)?;
-        let max = u64::from(self.limits.max_data) + u64::from(OVERHEAD);
-        if u64::from(header.size) < HEADER_SIZE as u64 || u64::from(header.size) > max {
-            return Err(Error::Size {
-                size: u64::from(header.size),
-                min: HEADER_SIZE as u64,
-                max,
-            });
-        }
-        let mut payload = vec![0u8; header.size as usize - HEADER_SIZE];
-        let mut off = 0;
-        while off < payload.len() {
-            Self::check(deadline)?;
-            match self.stream.read(&mut payload[off..]) {
-                Ok(0) => return Err(Error::Closed),
-                Ok(n) => off += n,
-                Err(e) => return Err(self.read_err(e, deadline)),
-            }
-        }
-        if fds.len() > self.limits.max_fds {
-            // The message is consumed, so the stream stays in step; the fds close.
-            return Err(Error::TooManyFds {
-                got: fds.len(),
-                max: self.limits.max_fds,
-            });
-        }
-        Ok(Message {
-            header,
-            payload,
-            fds,
-        })
+        self.rx.recv(&self.stream, self.limits, deadline)
     }
 
     /// Sends a command and waits up to `timeout` for its reply. Commands the peer sends
@@ -274,114 +213,6 @@ impl Channel {
             }
             return Ok(m);
         }
-    }
-
-    /// Sets the socket's receive timeout for the first read of a message: what is left
-    /// until `deadline`. Later reads of the same message only check the deadline, so a
-    /// message takes at most about twice the time left (one blocked read past the check).
-    fn arm(&mut self, deadline: Option<Instant>) -> Result<()> {
-        let t = match deadline {
-            None => None,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Error::Timeout(Duration::ZERO));
-                }
-                // Whole milliseconds: repeated calls with the same budget stay cached.
-                Some(Duration::from_millis(left.as_millis().max(1) as u64))
-            }
-        };
-        if self.armed == Some(t) {
-            return Ok(());
-        }
-        self.stream.set_read_timeout(t).map_err(io("SO_RCVTIMEO"))?;
-        self.armed = Some(t);
-        Ok(())
-    }
-
-    fn check(deadline: Option<Instant>) -> Result<()> {
-        match deadline {
-            Some(d) if Instant::now() >= d => Err(Error::Timeout(Duration::ZERO)),
-            _ => Ok(()),
-        }
-    }
-
-    fn read_err(&self, e: std::io::Error, deadline: Option<Instant>) -> Error {
-        match e.kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut if deadline.is_some() => {
-                Error::Timeout(Duration::ZERO)
-            }
-            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => Error::Closed,
-            _ => Error::Io {
-                what: "read",
-                source: e,
-            },
-        }
-    }
-
-    /// The first read of a message: the bytes and the fds that came with them.
-    fn recv_first(
-        &mut self,
-        buf: &mut [u8],
-        deadline: Option<Instant>,
-    ) -> Result<(usize, Vec<OwnedFd>)> {
-        self.arm(deadline)?;
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-            iov_len: buf.len(),
-        };
-        let fd_bytes = FD_SLOTS * std::mem::size_of::<RawFd>();
-        // SAFETY: CMSG_SPACE only computes a size.
-        let space = unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize;
-        // On the stack: this is every message's path. 8-byte aligned as cmsghdr needs.
-        let mut cbuf = [0u64; CBUF_WORDS];
-        let space = space.min(CBUF_WORDS * 8);
-        // SAFETY: msghdr is plain data; zero is a valid initial state.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = space;
-        let n = loop {
-            // SAFETY: `msg` points at live buffers (buf via iov, cbuf) of the sizes it
-            // states; the result is checked.
-            let n =
-                unsafe { libc::recvmsg(self.stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-            if n >= 0 {
-                break n as usize;
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(self.read_err(e, deadline));
-            }
-        };
-        let mut fds = Vec::new();
-        // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG_* macros walk
-        // only within it, and every SCM_RIGHTS fd is a new descriptor owned by us.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&msg);
-            while !c.is_null() {
-                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                    let data = libc::CMSG_DATA(c);
-                    let len = (*c).cmsg_len as usize - (data as usize - c as usize);
-                    for i in 0..len / std::mem::size_of::<RawFd>() {
-                        let fd = std::ptr::read_unaligned((data as *const RawFd).add(i));
-                        fds.push(OwnedFd::from_raw_fd(fd));
-                    }
-                }
-                c = libc::CMSG_NXTHDR(&msg, c);
-            }
-        }
-        if n == 0 {
-            return Err(Error::Closed);
-        }
-        if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-            return Err(Error::TooManyFds {
-                got: FD_SLOTS + 1,
-                max: self.limits.max_fds,
-            });
-        }
-        Ok((n, fds))
     }
 }
 

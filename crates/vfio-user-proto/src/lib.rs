@@ -22,6 +22,7 @@ mod channel;
 mod error;
 mod header;
 mod msg;
+mod rx;
 mod version;
 
 pub use channel::{Channel, Limits, Message};
@@ -42,6 +43,11 @@ pub const REGION_ROM: u32 = 6;
 pub const REGION_CONFIG: u32 = 7;
 /// Region index of VGA.
 pub const REGION_VGA: u32 = 8;
+
+/// Device info flag: DEVICE_RESET is supported (`VFIO_DEVICE_FLAGS_RESET`).
+pub const DEVICE_FLAGS_RESET: u32 = 1 << 0;
+/// Device info flag: a PCI device (`VFIO_DEVICE_FLAGS_PCI`).
+pub const DEVICE_FLAGS_PCI: u32 = 1 << 1;
 
 /// Region flag: readable.
 pub const REGION_READ: u32 = 1 << 0;

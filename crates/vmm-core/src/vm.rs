@@ -17,7 +17,7 @@ use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
 use crate::bus::{Bus, Space};
 use crate::config::Config;
 use crate::control::{StopReason, VmControl};
-use crate::devices::wiring::{Services, Wiring};
+use crate::devices::wiring::{Services, VmHooks, Wiring};
 use crate::inject::ExitInjector;
 use crate::machine::{self, KvmLines};
 use crate::memory::GuestRam;
@@ -90,6 +90,7 @@ impl Vm {
             irqfd: kvm.check_extension(Cap::Irqfd),
         };
         let mut services = Services::default();
+        let hooks = VmHooks::kvm(&vm_fd);
         let mut w = Wiring {
             config: &config,
             pio: &pio,
@@ -100,6 +101,7 @@ impl Vm {
             router: &router,
             chip: &chip,
             injector: &injector,
+            vm: &hooks,
             services: &mut services,
         };
         for device in &config.platform {

@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use crate::model::{rate, Histogram, Sample, Snapshot};
 use crate::names;
 
+mod vfio_user;
+pub(crate) use vfio_user::{vfio_user, vfio_user_line};
+
 /// Baseline, previous and current snapshots.
 pub(crate) struct Frames<'a> {
     pub base: &'a Snapshot,
@@ -330,7 +333,9 @@ pub(crate) fn route_updates(f: &Frames) -> Vec<(String, String, f64, Option<f64>
 }
 
 /// One line of the PCI tree and its depth (0 VM, 1 function, 2 BAR or capability).
-pub(crate) fn pci_tree(cur: &Snapshot) -> Vec<(u8, String)> {
+pub(crate) fn pci_tree(f: &Frames) -> Vec<(u8, String)> {
+    let cur = f.cur;
+    let vfio = vfio_user(f);
     let mut out = Vec::new();
     for vm in cur.vms() {
         let of_vm = |s: &&Sample| s.l("vm") == vm;
@@ -388,6 +393,9 @@ pub(crate) fn pci_tree(cur: &Snapshot) -> Vec<(u8, String)> {
             caps.sort_by(|a, b| a.l("offset").cmp(b.l("offset")));
             for cap in caps {
                 out.push((2, format!("cap {} @{}", cap.l("cap"), cap.l("offset"))));
+            }
+            if let Some(r) = vfio.iter().find(|r| r.vm == vm && r.bdf == bdf) {
+                out.push((2, vfio_user_line(r)));
             }
         }
     }

@@ -120,6 +120,37 @@ pub(crate) fn text(step: u64) -> String {
         "kvmbus_unclaimed_accesses_total{{vm=\"demo\",space=\"pio\",dir=\"read\"}} {}\n",
         n(3, 1)
     );
+    // A vfio-user function: 2000 forwarded reads a second, 4 KiB mapped.
+    let vu = "vm=\"demo\",device=\"vfio-user\",bdf=\"00:04.0\"";
+    t += "kvmbus_pci_function_info{vm=\"demo\",bdf=\"00:04.0\",device=\"vfio-user\",vendor_id=\"1234\",device_id=\"4954\",class=\"088000\"} 1\n";
+    t += &format!("kvmbus_vfio_user_connected{{{vu}}} 1\n");
+    t += &format!("kvmbus_vfio_user_mapped_bytes{{{vu}}} 4096\n");
+    t += &format!(
+        "kvmbus_vfio_user_forwarded_accesses_total{{{vu},dir=\"read\"}} {}\n",
+        n(500, 2000)
+    );
+    t += &format!("kvmbus_vfio_user_forwarded_accesses_total{{{vu},dir=\"write\"}} 7\n");
+    t += &format!("kvmbus_vfio_user_dropped_accesses_total{{{vu}}} 3\n");
+    t += &format!("kvmbus_vfio_user_reconnects_total{{{vu}}} 1\n");
+    for (le, c) in [
+        ("0.00001", 0),
+        ("0.00005", 1500),
+        ("0.0001", 2000),
+        ("+Inf", 2000),
+    ] {
+        t += &format!(
+            "kvmbus_vfio_user_round_trip_seconds_bucket{{{vu},le=\"{le}\"}} {}\n",
+            c * (step + 1)
+        );
+    }
+    t += &format!(
+        "kvmbus_vfio_user_round_trip_seconds_sum{{{vu}}} {}\n",
+        0.08 * (step + 1) as f64
+    );
+    t += &format!(
+        "kvmbus_vfio_user_round_trip_seconds_count{{{vu}}} {}\n",
+        2000 * (step + 1)
+    );
     t
 }
 

@@ -1,7 +1,7 @@
 //! The `irq-test` PCI function: asks its backend thread to fire interrupts, so tests and
 //! benchmarks can drive the interrupt path from the guest.
 //!
-//! BAR0 (32 bytes of I/O) and BAR1 (4 KiB of MMIO) hold the same 32-bit registers; BAR2
+//! BAR0 (64 bytes of I/O) and BAR1 (4 KiB of MMIO) hold the same 32-bit registers; BAR2
 //! (64-bit prefetchable memory) holds the MSI-X table at 0 and the PBA after it.
 //!
 //! | off | name | access | meaning |
@@ -14,6 +14,7 @@
 //! | 0x14 | VECTORS | R | number of vectors |
 //! | 0x18 | MODE | RW | 0 irqfd (the IrqHandle), 1 KVM_SIGNAL_MSI from the backend thread, 2 the userspace exit path: the VMM kicks the destination vCPU out of KVM_RUN and its thread injects |
 //! | 0x1C | PENDING_HI | R | high 32 bits of PENDING as of the last PENDING read |
+//! | 0x20 | INTX | RW | bit 0: the level of the INTx line (a device built [`IrqTest::with_intx`]; 0 and writes ignored otherwise) |
 //!
 //! At most [`MAX_REQUESTS`] FIRE requests wait at once; a FIRE beyond that waits, on
 //! the vCPU that wrote it, until there is room (back-pressure on the asking guest, never a
@@ -32,6 +33,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::devices::irq_line::IrqLine;
 use crate::inject::ExitInjector;
 use irq_router::{HandlesPending, IrqChip, IrqHandle};
 use pci_emu::{
@@ -46,7 +48,7 @@ pub const VENDOR_ID: u16 = 0x1234;
 pub const DEVICE_ID: u16 = 0x4954;
 /// Value of the ID register.
 pub const MAGIC: u32 = 0x4952_5154;
-const REGS_IO_SIZE: u64 = 32;
+const REGS_IO_SIZE: u64 = 64;
 const REGS_MEM_SIZE: u64 = 4096;
 /// FIRE requests that may wait at once.
 pub const MAX_REQUESTS: usize = 64;
@@ -63,6 +65,8 @@ struct Regs {
     generation: AtomicU64,
     /// Set when the device goes away: the backend thread ends.
     closed: std::sync::atomic::AtomicBool,
+    /// The INTx level the guest last wrote.
+    intx: std::sync::atomic::AtomicBool,
 }
 
 impl Regs {
@@ -88,6 +92,9 @@ pub struct IrqTest {
     vectors: u16,
     tx: Sender<Fire>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+    intx: Option<Arc<dyn IrqLine>>,
+    /// Device Control's offset when FLR is advertised.
+    flr_control: Option<u16>,
 }
 
 /// Stops the irq-test backend thread (teardown): pending firing work is abandoned.
@@ -179,7 +186,54 @@ impl IrqTest {
             vectors: msix_vectors.max(msi_vectors),
             tx,
             thread: Arc::new(Mutex::new(Some(thread))),
+            intx: None,
+            flr_control: None,
         })
+    }
+
+    /// Advertises Function Level Reset (PCI Express Device Capabilities bit 28); an
+    /// Initiate FLR write resets the device's registers as [`IrqTest::resetter`] does.
+    /// (Served over vfio-user, the client owns the capability and sends DEVICE_RESET.)
+    pub fn with_flr(mut self) -> Result<IrqTest> {
+        self.config.set_pcie_flr().map_err(|e| Error::Device {
+            device: "irq-test".into(),
+            detail: e.to_string(),
+        })?;
+        self.flr_control = self
+            .config
+            .capabilities()
+            .into_iter()
+            .find(|c| c.id == 0x10)
+            .map(|c| u16::from(c.offset) + 8);
+        Ok(self)
+    }
+
+    /// Gives the function INTA#, driven through `line` by the INTX register; `gsi`, the
+    /// I/O APIC input the pin is wired to, goes in the interrupt-line register (`None`:
+    /// whoever presents the device sets it, as a vfio-user client does).
+    pub fn with_intx(mut self, line: Arc<dyn IrqLine>, gsi: Option<u8>) -> IrqTest {
+        self.config.set_interrupt_pin(1);
+        if let Some(g) = gsi {
+            self.config.write(0x3c, &[g]);
+        }
+        self.intx = Some(line);
+        self
+    }
+
+    /// What a function-level reset does to the device's own state: VECTOR and MODE back
+    /// to 0, every FIRE request not yet fired cancelled, INTx deasserted. (Config space
+    /// belongs to whoever presents the function.)
+    pub fn resetter(&self) -> impl Fn() + Send + Sync + 'static {
+        let (r, intx) = (self.regs.clone(), self.intx.clone());
+        move || {
+            r.vector.store(0, Ordering::Relaxed);
+            r.mode.store(0, Ordering::Relaxed);
+            r.generation.fetch_add(1, Ordering::AcqRel);
+            r.intx.store(false, Ordering::SeqCst);
+            if let Some(l) = &intx {
+                l.set_level(false);
+            }
+        }
     }
 
     /// A handle that stops the backend thread.
@@ -205,6 +259,7 @@ impl IrqTest {
             0x1c => r.pending_hi.load(Ordering::Relaxed),
             0x14 => self.vectors as u32,
             0x18 => r.mode.load(Ordering::Relaxed),
+            0x20 => u32::from(r.intx.load(Ordering::SeqCst)),
             _ => 0,
         }
     }
@@ -241,6 +296,13 @@ impl IrqTest {
                 r.generation.fetch_add(1, Ordering::AcqRel);
             }
             0x18 => r.mode.store(v.min(2), Ordering::Relaxed),
+            0x20 => {
+                if let Some(line) = &self.intx {
+                    let high = v & 1 != 0;
+                    r.intx.store(high, Ordering::SeqCst);
+                    line.set_level(high);
+                }
+            }
             _ => {}
         }
     }
@@ -307,6 +369,12 @@ impl PciFunction for IrqTest {
         self.config.read(offset, data);
     }
     fn config_write(&mut self, offset: u16, data: &[u8]) -> Vec<FunctionEvent> {
+        if let Some(ctl) = self.flr_control {
+            let at = usize::from(ctl + 1).wrapping_sub(usize::from(offset));
+            if offset <= ctl + 1 && data.get(at).is_some_and(|b| b & 0x80 != 0) {
+                (self.resetter())();
+            }
+        }
         self.config.write(offset, data)
     }
     fn bar_read(&mut self, bar: u8, offset: u64, data: &mut [u8]) {
@@ -430,6 +498,29 @@ mod tests {
         stopper.stop();
         let _d = writer.join().unwrap();
         assert!(until(|| regs.pending.load(Ordering::Acquire) == 0));
+    }
+
+    #[test]
+    fn the_intx_register_drives_the_line_and_names_pin_a() {
+        struct Levels(Mutex<Vec<bool>>);
+        impl IrqLine for Levels {
+            fn set_level(&self, high: bool) {
+                self.0.lock().unwrap().push(high);
+            }
+        }
+        let mut plain = device();
+        w(&mut plain, 0x20, 1);
+        assert_eq!(r(&mut plain, 0x20), 0, "no INTx: the register reads 0");
+        let levels = Arc::new(Levels(Mutex::new(Vec::new())));
+        let mut d = device().with_intx(levels.clone(), Some(18));
+        let mut c = [0u8; 2];
+        d.config_read(0x3c, &mut c);
+        assert_eq!(c, [18, 1]);
+        w(&mut d, 0x20, 1);
+        assert_eq!(r(&mut d, 0x20), 1);
+        w(&mut d, 0x20, 0);
+        assert_eq!(r(&mut d, 0x20), 0);
+        assert_eq!(*levels.0.lock().unwrap(), [true, false]);
     }
 
     #[test]

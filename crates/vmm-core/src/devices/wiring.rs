@@ -1,12 +1,17 @@
-//! [`Wiring`]: what a device may reach while it is built, and [`Services`], the device
-//! threads that teardown stops.
+//! [`Wiring`]: what a device may reach while it is built, [`VmHooks`] (the narrow part
+//! of the VM itself a device may change), and [`Services`], the device threads that
+//! teardown stops.
 
 use std::sync::{Arc, Mutex};
 
 use irq_router::{IrqChip, IrqRouter};
+use kvm_ioctls::VmFd;
+use pci_emu::Bdf;
 use vmm_sys_util::eventfd::EventFd;
 
 use super::irq_line::IrqLine;
+pub use super::vfio_user::client::{GuestMapper, IntxRoute};
+use super::vfio_user::client::{KvmGuestMapper, KvmIntxRoute};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::control::VmControl;
@@ -21,6 +26,33 @@ pub trait IrqLines {
     /// An eventfd that raises `gsi` when written (KVM_IRQFD), or `None` where KVM has no
     /// irqfd.
     fn irqfd(&self, gsi: u32) -> Result<Option<EventFd>>;
+}
+
+/// What a device may change in the VM itself, and nothing more: memory slots for host
+/// memory it maps into the guest (regions a device process hands over), and
+/// level-triggered irqfds with a resample fd (INTx whose source is another process).
+/// One per VM, so that every device's slots come from the same allocator.
+pub struct VmHooks {
+    /// Maps host memory at guest-physical addresses.
+    pub mapper: Arc<dyn GuestMapper>,
+    /// Binds INTx trigger/resample eventfds to an IOAPIC input.
+    pub intx: Arc<dyn IntxRoute>,
+}
+
+impl VmHooks {
+    /// The hooks of a KVM VM.
+    pub fn kvm(vm: &Arc<VmFd>) -> Arc<VmHooks> {
+        Arc::new(VmHooks {
+            mapper: Arc::new(KvmGuestMapper::new(vm.clone())),
+            intx: Arc::new(KvmIntxRoute(vm.clone())),
+        })
+    }
+}
+
+/// The IOAPIC input of a slot's INTx pin (1-4, 0 counts as A): the usual swizzle over
+/// inputs 16-19, which the MP table's PCI interrupt entries then name.
+pub fn intx_gsi(bdf: Bdf, pin: u8) -> u32 {
+    16 + ((u32::from(bdf.device) + u32::from(pin.max(1)) - 1) % 4)
 }
 
 /// The machine as a device sees it while it is built.
@@ -43,6 +75,8 @@ pub struct Wiring<'a> {
     pub chip: &'a Arc<dyn IrqChip>,
     /// The userspace injection path (for comparisons with irqfd).
     pub injector: &'a Arc<ExitInjector>,
+    /// Memory slots and INTx irqfds.
+    pub vm: &'a Arc<VmHooks>,
     /// Device threads to stop at teardown.
     pub services: &'a mut Services,
 }
@@ -100,6 +134,16 @@ impl Drop for Services {
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    #[test]
+    fn intx_pins_swizzle_over_four_ioapic_inputs() {
+        let b = |d| Bdf::new(0, d, 0).unwrap();
+        assert_eq!(intx_gsi(b(0), 1), 16);
+        assert_eq!(intx_gsi(b(3), 1), 19);
+        assert_eq!(intx_gsi(b(4), 1), 16);
+        assert_eq!(intx_gsi(b(4), 2), 17);
+        assert_eq!(intx_gsi(b(5), 0), 17);
+    }
 
     #[test]
     fn devices_stop_in_reverse_then_finals_in_order() {

@@ -1,13 +1,16 @@
 //! Building the PCI bus of a VM: the interrupt router, the platform with its CAM and
 //! ECAM windows, every configured function (through its kind's spec), then what
-//! firmware would do (BAR assignment, decoding on).
+//! firmware would do (BAR assignment, decoding on, the MP table's PCI interrupt entries).
 
 use std::sync::{Arc, Mutex};
 
 use irq_router::{DeliveryMode, IrqChip, IrqRouter, RouterConfig};
 use kvm_ioctls::Cap;
 
-use super::{assign_resources, CamPort, EcamWindow, IoEvents, PciPlatform, CAM_PORT, ECAM_SIZE};
+use super::{
+    assign_resources, write_intx_mptable, CamPort, EcamWindow, IoEvents, PciPlatform, CAM_PORT,
+    ECAM_SIZE,
+};
 use crate::config::Config;
 use crate::devices::wiring::Wiring;
 use crate::{Error, Result};
@@ -92,7 +95,9 @@ pub fn build(w: &mut Wiring<'_>, ioevents: Arc<dyn IoEvents>) -> Result<Arc<PciP
         })?;
         platform.add_function(d.bdf, function)?;
     }
+    platform.set_vm_hooks(w.vm.clone());
     assign_resources(&platform, config.ecam_base)?;
     platform.publish_info();
+    write_intx_mptable(&platform, &w.ram.memory, config.vcpus)?;
     Ok(platform)
 }

@@ -12,6 +12,7 @@
 mod access;
 mod build;
 mod firmware;
+mod intx;
 mod ioevent;
 mod kept;
 mod platform;
@@ -19,6 +20,7 @@ mod platform;
 pub use access::{BarRegion, CamPort, EcamWindow};
 pub use build::{build, router, MsiCaps};
 pub use firmware::{assign_resources, IO_WINDOW, MEM_WINDOW_START};
+pub use intx::write_intx_mptable;
 pub use ioevent::{IoEvents, KvmIoEvents};
 pub use platform::PciPlatform;
 

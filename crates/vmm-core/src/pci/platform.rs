@@ -44,6 +44,8 @@ pub struct PciPlatform {
     /// Doorbells left registered at BARs' previous addresses (see `kept.rs`).
     kept: Mutex<KeptIoEvents>,
     me: Weak<PciPlatform>,
+    /// The VM's memory-slot and INTx hooks, for devices added after the build.
+    vm_hooks: std::sync::OnceLock<Arc<crate::devices::wiring::VmHooks>>,
     pub(crate) config_accesses: ConfigAccesses,
     overlaps: metrics::Counter,
 }
@@ -74,6 +76,7 @@ impl PciPlatform {
             placed: Mutex::new(HashMap::new()),
             kept: Mutex::new(KeptIoEvents::default()),
             me: me.clone(),
+            vm_hooks: std::sync::OnceLock::new(),
             config_accesses: ConfigAccesses {
                 cam_read: c("cam", "read"),
                 cam_write: c("cam", "write"),
@@ -92,6 +95,16 @@ impl PciPlatform {
     /// The interrupt router.
     pub fn router(&self) -> &Arc<Mutex<IrqRouter>> {
         &self.router
+    }
+
+    /// Keeps the VM's hooks for devices added after the build (the first call wins).
+    pub fn set_vm_hooks(&self, hooks: Arc<crate::devices::wiring::VmHooks>) {
+        let _ = self.vm_hooks.set(hooks);
+    }
+
+    /// The VM's hooks, if the platform was built with them.
+    pub fn vm_hooks(&self) -> Option<&Arc<crate::devices::wiring::VmHooks>> {
+        self.vm_hooks.get()
     }
 
     /// Adds a function at `bdf`.

@@ -1,4 +1,5 @@
-//! The PCI tree of every VM, from the info gauges.
+//! The PCI tree of every VM, from the info gauges; a vfio-user function also shows its
+//! server's state, forwarded vs mapped accesses and the round trip.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -10,7 +11,7 @@ use crate::tui::app::App;
 use crate::tui::data;
 
 pub(super) fn draw(f: &mut Frame, area: Rect, app: &App) {
-    let tree = data::pci_tree(&app.cur);
+    let tree = data::pci_tree(&app.frames());
     if tree.is_empty() {
         let msg = "no data: no PCI info gauges (kvmbus_pci_function_info)";
         f.render_widget(Paragraph::new(msg), area);

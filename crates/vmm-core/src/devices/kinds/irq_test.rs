@@ -1,4 +1,5 @@
-//! `[[device]] kind = "irq-test"`: the MSI-X/MSI test function.
+//! `[[device]] kind = "irq-test"`: the MSI-X/MSI test function (`intx = true` adds
+//! INTA#, a level on the slot's I/O APIC input).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,7 @@ use crate::config::{ConfigError, ParseCx, Value};
 use crate::devices::irq_socket;
 use crate::devices::irq_test::IrqTest;
 use crate::devices::registry::PciDeviceSpec;
-use crate::devices::wiring::Wiring;
+use crate::devices::wiring::{intx_gsi, Wiring};
 use crate::Result;
 
 #[derive(Deserialize)]
@@ -20,6 +21,7 @@ struct Raw {
     msix_vectors: Option<Spanned<i64>>,
     msi_vectors: Option<Spanned<i64>>,
     socket: Option<Spanned<String>>,
+    intx: Option<Spanned<bool>>,
 }
 
 /// The irq-test device's configuration.
@@ -31,6 +33,8 @@ pub struct IrqTestSpec {
     pub msi_vectors: u16,
     /// A Unix socket that hands out the vectors' eventfds to other processes.
     pub socket: Option<PathBuf>,
+    /// INTA#, a level on the slot's I/O APIC input (the INTX register drives it).
+    pub intx: bool,
 }
 
 /// Parses a `[[device]]` table of kind "irq-test".
@@ -44,6 +48,7 @@ pub fn parse(
         msix_vectors: cx.int(&raw.msix_vectors, "msix_vectors", t, 1..=2048, 8)? as u16,
         msi_vectors: cx.pow2(&raw.msi_vectors, "msi_vectors", t, 1..=32, 4)? as u16,
         socket: raw.socket.map(|s| cx.path(s.get_ref())),
+        intx: raw.intx.is_some_and(|v| *v.get_ref()),
     }))
 }
 
@@ -79,6 +84,12 @@ impl PciDeviceSpec for IrqTestSpec {
             w.chip.clone(),
             w.injector.clone(),
         )?;
+        let dev = if self.intx {
+            let gsi = intx_gsi(bdf, 1);
+            dev.with_intx(w.lines.line(gsi), Some(gsi as u8))
+        } else {
+            dev
+        };
         let firing = dev.stopper();
         w.services
             .on_stop(format!("irq-test {bdf}"), move || firing.stop());

@@ -9,15 +9,17 @@
 //! reply_timeout_ms = 1000     # a server silent this long counts as stalled
 //! ```
 //!
-//! Through the registry the device gets its vectors, DMA_MAP of guest RAM and
-//! reconnection; mmap-able regions are forwarded (the registry's wiring carries no VM fd
-//! for memory slots) and INTx is not wired (no resampling irqfd there yet):
-//! `devices::vfio_user::attach::attach` has both.
+//! The device gets its vectors from the irq-router, guest RAM by DMA_MAP, mmap-able
+//! regions as memory slots that follow their BAR, INTx as a resampling irqfd on the
+//! slot's IOAPIC input (named in its interrupt-line register and the MP table), and
+//! reconnection. [`VfioUserSpec::connect`] is the one place that wires it; the
+//! registry's `build` and `devices::vfio_user::attach::attach` both call it.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use irq_router::IrqRouter;
 use pci_emu::{Bdf, PciFunction};
 use serde::Deserialize;
 use toml::Spanned;
@@ -27,7 +29,8 @@ use crate::devices::registry::PciDeviceSpec;
 use crate::devices::vfio_user::client::{
     ClientOptions, DmaMemory, VfioUserDevice, Wiring as VuWiring,
 };
-use crate::devices::wiring::Wiring;
+use crate::devices::wiring::{intx_gsi, VmHooks, Wiring};
+use crate::memory::GuestRam;
 use crate::Result;
 
 #[derive(Deserialize)]
@@ -77,13 +80,17 @@ pub fn parse(
     }))
 }
 
-impl PciDeviceSpec for VfioUserSpec {
-    fn kind(&self) -> &'static str {
-        "vfio-user"
-    }
-
-    fn build(&self, bdf: Bdf, w: &mut Wiring<'_>) -> Result<Arc<Mutex<dyn PciFunction>>> {
-        let router = w.router.clone();
+impl VfioUserSpec {
+    /// Connects to the server and builds the function that sits at `bdf` of VM `vm`:
+    /// vectors from `router`, DMA_MAP of `ram`, mapped regions and INTx through `hooks`.
+    pub fn connect(
+        &self,
+        bdf: Bdf,
+        vm: &str,
+        router: &Arc<Mutex<IrqRouter>>,
+        ram: &GuestRam,
+        hooks: &VmHooks,
+    ) -> Result<VfioUserDevice> {
         let mut vectors = |n: u16| {
             router
                 .lock()
@@ -91,9 +98,9 @@ impl PciDeviceSpec for VfioUserSpec {
                 .add_device(bdf, "vfio-user", n)
                 .map_err(crate::Error::from)
         };
-        let dev = VfioUserDevice::connect(
+        VfioUserDevice::connect(
             &ClientOptions {
-                vm: w.config.name.clone(),
+                vm: vm.to_string(),
                 bdf,
                 socket: self.socket.clone(),
                 connect_timeout: self.connect_timeout,
@@ -102,14 +109,24 @@ impl PciDeviceSpec for VfioUserSpec {
             VuWiring {
                 vectors: &mut vectors,
                 dma: Some(DmaMemory {
-                    memory: w.ram.memory.clone(),
-                    memfd: w.ram.memfd.clone(),
-                    size: w.ram.size,
+                    memory: ram.memory.clone(),
+                    memfd: ram.memfd.clone(),
+                    size: ram.size,
                 }),
-                mapper: None,
-                intx: None,
+                mapper: Some(hooks.mapper.clone()),
+                intx: Some((hooks.intx.clone(), intx_gsi(bdf, 1))),
             },
-        )?;
+        )
+    }
+}
+
+impl PciDeviceSpec for VfioUserSpec {
+    fn kind(&self) -> &'static str {
+        "vfio-user"
+    }
+
+    fn build(&self, bdf: Bdf, w: &mut Wiring<'_>) -> Result<Arc<Mutex<dyn PciFunction>>> {
+        let dev = self.connect(bdf, &w.config.name, w.router, w.ram, w.vm)?;
         Ok(Arc::new(Mutex::new(dev)))
     }
 }

@@ -1,10 +1,10 @@
-//! Adding a vfio-user device to a built VM before it runs.
+//! Adding a vfio-user device to a built VM before it runs (the CLI's and benches' way
+//! to put a device at a socket known only at run time).
 //!
-//! Until the device registry (`[[device]] kind = "vfio-user"`) lands this is how a VM
-//! gets one: it builds the client with the VM's wiring (irq-router vectors, the guest
-//! memory memfd, KVM memory slots, a resampling irqfd on an IOAPIC pin) and redoes the
-//! firmware BAR assignment, which places every function exactly as if the device had
-//! been configured from the start, and rewrites the MP table with the INTx wiring.
+//! It wires the device exactly as `[[device]] kind = "vfio-user"` does (the same
+//! [`VfioUserSpec::connect`]), then redoes what the PCI build does after its devices:
+//! the firmware BAR assignment (which places every function exactly as if the device had
+//! been configured from the start) and the MP table's INTx entries.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -12,17 +12,11 @@ use std::time::Duration;
 
 use pci_emu::{Bdf, PciFunction};
 
-use super::client::{
-    ClientOptions, DmaMemory, KvmGuestMapper, KvmIntxRoute, VfioUserDevice, Wiring,
-};
+use crate::devices::kinds::vfio_user::VfioUserSpec;
+use crate::devices::wiring::VmHooks;
+use crate::pci;
 use crate::vm::Vm;
-use crate::{arch, pci};
 use crate::{Error, Result};
-
-/// The IOAPIC input of a slot's INTx pin (1-4): the usual swizzle over inputs 16-19.
-pub fn intx_gsi(bdf: Bdf, pin: u8) -> u32 {
-    16 + ((u32::from(bdf.device) + u32::from(pin.max(1)) - 1) % 4)
-}
 
 /// Connects to the server at `socket` and puts the device at `bdf` (or the next free
 /// slot) on `vm`'s PCI bus. `reply_timeout` bounds each exchange with the server.
@@ -41,79 +35,20 @@ pub fn attach(
             detail: "no free PCI slot on bus 0".into(),
         })?,
     };
-    let router = platform.router().clone();
-    let mut vectors = |n: u16| {
-        router
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .add_device(bdf, "vfio-user", n)
-            .map_err(|e| Error::Device {
-                device: format!("vfio-user {bdf}"),
-                detail: e.to_string(),
-            })
+    let hooks = match platform.vm_hooks() {
+        Some(h) => h.clone(),
+        None => VmHooks::kvm(&vm.vm_fd),
     };
-    let dev = VfioUserDevice::connect(
-        &ClientOptions {
-            vm: vm.config.name.clone(),
-            bdf,
-            socket: socket.to_path_buf(),
-            connect_timeout,
-            reply_timeout,
-        },
-        Wiring {
-            vectors: &mut vectors,
-            dma: Some(DmaMemory {
-                memory: vm.ram.memory.clone(),
-                memfd: vm.ram.memfd.clone(),
-                size: vm.ram.size,
-            }),
-            mapper: Some(Arc::new(KvmGuestMapper::new(vm.vm_fd.clone()))),
-            intx: Some((Arc::new(KvmIntxRoute(vm.vm_fd.clone())), intx_gsi(bdf, 1))),
-        },
-    )?;
+    let spec = VfioUserSpec {
+        socket: socket.to_path_buf(),
+        connect_timeout,
+        reply_timeout,
+    };
+    let dev = spec.connect(bdf, &vm.config.name, platform.router(), &vm.ram, &hooks)?;
     let f: Arc<Mutex<dyn PciFunction>> = Arc::new(Mutex::new(dev));
     platform.add_function(bdf, f)?;
     pci::assign_resources(platform, vm.config.ecam_base)?;
     platform.publish_info();
-    write_pci_mptable(vm)?;
+    pci::write_intx_mptable(platform, &vm.ram.memory, vm.config.vcpus)?;
     Ok(bdf)
-}
-
-/// Rewrites the MP table with an entry for every function on bus 0 whose INTx pin is
-/// wired to an I/O APIC PCI input (interrupt line 16-23).
-fn write_pci_mptable(vm: &Vm) -> Result<()> {
-    let mut pins = Vec::new();
-    let bus = vm.pci.bus();
-    for b in bus.bdfs() {
-        let Some(f) = bus.function(b) else { continue };
-        let mut r = [0u8; 2];
-        f.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .config_read(0x3c, &mut r);
-        let (line, pin) = (r[0], r[1]);
-        if b.bus == 0 && (1..=4).contains(&pin) && (16..24).contains(&line) {
-            pins.push(arch::PciIntx {
-                device: b.device,
-                pin,
-                gsi: line,
-            });
-        }
-    }
-    drop(bus);
-    arch::write_mptable_with_pci(&vm.ram.memory, vm.config.vcpus, &pins)?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn intx_pins_swizzle_over_four_ioapic_inputs() {
-        let b = |d| Bdf::new(0, d, 0).unwrap();
-        assert_eq!(intx_gsi(b(0), 1), 16);
-        assert_eq!(intx_gsi(b(3), 1), 19);
-        assert_eq!(intx_gsi(b(4), 1), 16);
-        assert_eq!(intx_gsi(b(4), 2), 17);
-    }
 }

@@ -56,7 +56,7 @@ impl IrqChip for NoChip {
 }
 
 /// The irq-test device model ready to be served: the same [`IrqTest`] as in-process,
-/// raising its vectors through [`IrqSlots`]. In the server its MSI/MSI-X capabilities are
+/// raising its vectors through [`IrqSlots`] and its INTx through a [`server::LevelIntx`]. In the server its MSI/MSI-X capabilities are
 /// never enabled (the client emulates them), so every MODE fires through the slots.
 /// With `shared_bar`, BAR4 is 4 KiB of shared memory offered as an mmap-able region
 /// (the client maps it into the guest: accesses cost no exit).
@@ -64,13 +64,18 @@ pub fn served_irq_test(msix_vectors: u16, msi_vectors: u16, shared_bar: bool) ->
     let slots = IrqSlots::new(usize::from(msix_vectors.max(msi_vectors)))?;
     let chip: Arc<dyn IrqChip> = Arc::new(NoChip);
     let injector = Arc::new(ExitInjector::new(chip.clone()));
-    let dev = IrqTest::new(msix_vectors, msi_vectors, slots.handles(), chip, injector)?;
+    let intx = server::LevelIntx::new()?;
+    let dev = IrqTest::new(msix_vectors, msi_vectors, slots.handles(), chip, injector)?
+        .with_intx(intx.clone(), None)
+        .with_flr()?;
+    let reset = dev.resetter();
     Ok(Served {
         function: Box::new(dev),
         slots,
         msi: u32::from(msi_vectors),
         msix: u32::from(msix_vectors),
-        intx: None,
+        intx: Some(intx),
+        reset: Some(Box::new(reset)),
         shared_bars: if shared_bar {
             vec![(4, server::shared_memory(4096)?, 4096)]
         } else {

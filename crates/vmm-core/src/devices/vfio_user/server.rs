@@ -35,6 +35,10 @@ const MAX_FDS: u32 = 16;
 /// vfio device flags: PCI, reset supported.
 const DEVICE_FLAGS: u32 = (1 << 1) | (1 << 0);
 const NUM_REGIONS: u32 = 9;
+/// How long the server polls for the next request before it sleeps: a guest touching
+/// registers sends them back to back, and waking a sleeping server costs more than
+/// serving the access (see `vfio_user_proto::Channel::set_poll`).
+const REQUEST_POLL: std::time::Duration = std::time::Duration::from_micros(200);
 const NUM_IRQS: u32 = 5;
 
 /// The INTx line of a served device: a level the device model drives (it is an
@@ -94,6 +98,8 @@ pub struct Served {
     /// BARs that are plain shared memory (a memfd), offered as mmap-able regions: the
     /// client maps them into the guest, so guest accesses never reach this process.
     pub shared_bars: Vec<(u8, Arc<OwnedFd>, u64)>,
+    /// DEVICE_RESET: puts the device model's state back as at power-on.
+    pub reset: Option<Box<dyn Fn() + Send>>,
 }
 
 /// A memfd of `size` bytes for a shared-memory BAR.
@@ -296,6 +302,7 @@ impl Server {
                 max_data: MAX_DATA,
             },
         );
+        chan.set_poll(REQUEST_POLL);
         loop {
             let m = match chan.recv(None) {
                 Ok(m) => m,
@@ -475,7 +482,14 @@ impl Server {
                 Ok(a.encode())
             }
             Command::DeviceReset => {
-                log::info!("vfio-user server: device reset requested");
+                log::info!("vfio-user server: device reset");
+                if let Some(reset) = &self.dev.reset {
+                    reset();
+                }
+                if let Some(l) = &self.dev.intx {
+                    // Deasserted by the reset (if the model drove it); unmasked.
+                    l.masked.store(false, Ordering::SeqCst);
+                }
                 Ok(Vec::new())
             }
             Command::DmaRead

@@ -20,6 +20,10 @@ use super::metrics::DeviceMetrics;
 const MAX_DATA: u32 = 1 << 20;
 /// Fds this client accepts per message (one per region-info reply).
 const MAX_FDS: u32 = 8;
+/// How long the vCPU thread polls for a reply before it sleeps: a server answers a
+/// register access within this, and an idle CPU's sleep and wake-up (tens of µs under
+/// nested virtualization) would cost more than the exchange itself.
+const REPLY_POLL: Duration = Duration::from_micros(50);
 /// Between two "server unavailable" log lines.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
@@ -131,6 +135,7 @@ impl Conn {
                 pgsizes: Some(4096),
             },
         };
+        chan.set_poll(REPLY_POLL);
         let m = chan.call(
             Command::Version,
             &ours.encode(),

@@ -13,8 +13,11 @@ use pci_emu::{BarKind, PciConfig, PciIds};
 /// What the server's config space says about one capability kvmbus re-creates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Cap {
-    /// PCI Express.
-    Pcie,
+    /// PCI Express; whether the function advertises Function Level Reset.
+    Pcie {
+        /// Device Capabilities bit 28.
+        flr: bool,
+    },
     /// MSI: vectors, 64-bit, per-vector masking.
     Msi(u16, bool, bool),
     /// MSI-X: vectors, table BIR/offset, PBA BIR/offset.
@@ -90,7 +93,9 @@ pub(crate) fn parse(cfg: &[u8], region_sizes: &[u64; 6]) -> Layout {
             let id = rd(cfg, ptr, 1);
             let ctrl = rd(cfg, ptr + 2, 2);
             match id {
-                0x10 => caps.push(Cap::Pcie),
+                0x10 => caps.push(Cap::Pcie {
+                    flr: rd(cfg, ptr + 4, 4) & (1 << 28) != 0,
+                }),
                 0x05 => {
                     let mmc = (ctrl >> 1) & 0x7;
                     caps.push(Cap::Msi(
@@ -135,7 +140,10 @@ impl Layout {
         }
         for cap in &self.caps {
             let r = match *cap {
-                Cap::Pcie => c.add_pcie_cap(),
+                Cap::Pcie { flr } => {
+                    c.add_pcie_cap()
+                        .and_then(|()| if flr { c.set_pcie_flr() } else { Ok(()) })
+                }
                 Cap::Msi(n, a64, pvm) => c.add_msi(n, a64, pvm),
                 Cap::Msix(n, tb, to, pb, po) => c.add_msix(n, tb, to, pb, po),
             };
@@ -145,6 +153,11 @@ impl Layout {
         }
         c.set_interrupt_pin(self.pin.min(4));
         c
+    }
+
+    /// True if the function advertises Function Level Reset.
+    pub(crate) fn flr(&self) -> bool {
+        self.caps.contains(&Cap::Pcie { flr: true })
     }
 
     /// MSI vectors (0 without the capability).

@@ -90,6 +90,9 @@ pub struct VfioUserDevice {
     areas: Vec<Area>,
     mapper: Option<Arc<dyn GuestMapper>>,
     intx: Option<Intx>,
+    /// Offset of the PCI Express capability's Device Control register, when the
+    /// function advertises FLR (an Initiate FLR write there resets it).
+    flr_control: Option<u16>,
 }
 
 fn dev_err(name: &str, detail: impl Into<String>) -> Error {
@@ -125,6 +128,15 @@ impl VfioUserDevice {
             }
             None => return Err(lost()),
         };
+        if info.flags & vu::DEVICE_FLAGS_RESET != 0 {
+            // A fresh device, as at power-on (QEMU's client resets at machine reset
+            // before the guest runs); the server may have served someone before.
+            match conn.call(Command::DeviceReset, &[], &[]) {
+                Some(Ok(_)) => {}
+                Some(Err(errno)) => log::warn!("{name}: DEVICE_RESET at attach: errno {errno}"),
+                None => return Err(lost()),
+            }
+        }
         if info.num_regions <= vu::REGION_CONFIG {
             return Err(dev_err(
                 &name,
@@ -156,6 +168,11 @@ impl VfioUserDevice {
             bar_present[b.index as usize] = true;
         }
         let forward_config_from = local_config_end(&config);
+        let flr_control = layout
+            .flr()
+            .then(|| config.capabilities().into_iter().find(|c| c.id == 0x10))
+            .flatten()
+            .map(|c| u16::from(c.offset) + 8);
 
         // Interrupts: MSI-X and MSI vectors are the router's, shared, as in-process.
         let msix = layout.msix_vectors();
@@ -248,6 +265,7 @@ impl VfioUserDevice {
             areas,
             mapper: wiring.mapper,
             intx,
+            flr_control,
         })
     }
 
@@ -272,6 +290,31 @@ impl VfioUserDevice {
             .iter()
             .map(|a| (a.bar, a.offset, a.size, a.slot))
             .collect()
+    }
+
+    /// Function Level Reset the guest initiated: DEVICE_RESET to the server (the
+    /// device's own state), and here what kvmbus owns goes back to its reset values:
+    /// COMMAND (decoding off: the BARs leave the buses), MSI and MSI-X disabled.
+    fn function_level_reset(&mut self) -> Vec<FunctionEvent> {
+        log::info!("{}: function level reset", self.name);
+        if !self.conn().reset() {
+            log::warn!("{}: DEVICE_RESET for FLR failed", self.name);
+        }
+        let mut events = self.config.write(4, &[0, 0]);
+        for c in self.config.capabilities() {
+            let ctl = u16::from(c.offset) + 2;
+            let mut v = [0u8; 2];
+            self.config.read(ctl, &mut v);
+            let v = u16::from_le_bytes(v);
+            match c.id {
+                0x05 => events.extend(self.config.write(ctl, &(v & !1).to_le_bytes())),
+                0x11 => events.extend(self.config.write(ctl, &(v & !0xc000).to_le_bytes())),
+                _ => {}
+            }
+        }
+        // (The caller moves mapped areas for the BAR events, as for any config write.)
+        self.conn().write_command(0);
+        events
     }
 
     fn place_areas(&mut self, bar: u8, base: Option<u64>) {
@@ -388,7 +431,14 @@ impl PciFunction for VfioUserDevice {
                 .region_write(vu::REGION_CONFIG, u64::from(offset), data);
             return Vec::new();
         }
-        let events = self.config.write(offset, data);
+        let mut events = self.config.write(offset, data);
+        if let Some(ctl) = self.flr_control {
+            // Initiate FLR: bit 15 of Device Control (byte ctl + 1, bit 7).
+            let at = usize::from(ctl + 1).wrapping_sub(usize::from(offset));
+            if data.get(at).is_some_and(|b| b & 0x80 != 0) && offset <= ctl + 1 {
+                events.extend(self.function_level_reset());
+            }
+        }
         for e in &events {
             match e {
                 FunctionEvent::Bar(b) => self.place_areas(b.index, b.new),

@@ -124,7 +124,7 @@ fn the_served_irq_test_reads_fires_dies_and_comes_back() {
     let bars = dev.config.bars();
     assert_eq!(
         bars.iter().map(|b| (b.index, b.size)).collect::<Vec<_>>(),
-        vec![(0, 32), (1, 4096), (2, 16 << 10)]
+        vec![(0, 64), (1, 4096), (2, 16 << 10)]
     );
     assert_eq!(r32(&mut dev, 0, 0), MAGIC);
     assert_eq!(r32(&mut dev, 1, 0x14), 8, "VECTORS through the MMIO BAR");
@@ -193,6 +193,67 @@ impl IntxRoute for TestRoute {
     fn unbind(&self, _trigger: &EventFd, _gsi: u32) {}
 }
 
+fn w32(f: &mut dyn PciFunction, bar: u8, off: u64, v: u32) {
+    f.bar_write(bar, off, &v.to_le_bytes());
+}
+
+#[test]
+fn device_reset_at_attach_on_request_and_on_flr_resets_the_served_model() {
+    let path = sock("reset");
+    let _conns = spawn_server(&path, served_irq_test(8, 4, false).unwrap(), 2);
+    let connect = || {
+        let hs = handles(8);
+        let mut vectors = move |_n: u16| Ok(hs.clone());
+        VfioUserDevice::connect(
+            &opts(&path),
+            Wiring {
+                vectors: &mut vectors,
+                dma: None,
+                mapper: None,
+                intx: None,
+            },
+        )
+        .unwrap()
+    };
+    let mut dev = connect();
+    w32(&mut dev, 0, 0x04, 5);
+    w32(&mut dev, 0, 0x18, 1);
+    assert_eq!((r32(&mut dev, 0, 0x04), r32(&mut dev, 0, 0x18)), (5, 1));
+    assert!(dev.reset(), "DEVICE_RESET answered");
+    assert_eq!(
+        (r32(&mut dev, 0, 0x04), r32(&mut dev, 0, 0x18)),
+        (0, 0),
+        "VECTOR and MODE back to 0"
+    );
+    // FLR: the served irq-test advertises it; Initiate FLR resets the device (through
+    // DEVICE_RESET) and what kvmbus owns (COMMAND).
+    let pcie = dev
+        .config
+        .capabilities()
+        .into_iter()
+        .find(|c| c.id == 0x10)
+        .expect("PCI Express capability")
+        .offset as u16;
+    let mut devcap = [0u8; 4];
+    dev.config_read(pcie + 4, &mut devcap);
+    assert_ne!(u32::from_le_bytes(devcap) & 1 << 28, 0, "FLR advertised");
+    dev.config_write(4, &[3, 0]);
+    w32(&mut dev, 0, 0x04, 6);
+    let mut ctl = [0u8; 2];
+    dev.config_read(pcie + 8, &mut ctl);
+    ctl[1] |= 0x80;
+    dev.config_write(pcie + 8, &ctl);
+    assert_eq!(r32(&mut dev, 0, 0x04), 0, "VECTOR reset by the FLR");
+    assert_eq!(dev.config.command() & 3, 0, "decoding off after the FLR");
+    dev.config_read(pcie + 8, &mut ctl);
+    assert_eq!(ctl[1] & 0x80, 0, "Initiate FLR reads 0");
+    w32(&mut dev, 0, 0x04, 7);
+    drop(dev);
+    // The server keeps the device across clients; a new client resets it at attach.
+    let mut dev = connect();
+    assert_eq!(r32(&mut dev, 0, 0x04), 0, "reset at attach");
+}
+
 #[test]
 fn intx_is_a_level_re_raised_after_eoi_while_asserted() {
     let path = sock("intx");
@@ -215,6 +276,7 @@ fn intx_is_a_level_re_raised_after_eoi_while_asserted() {
         msix: 0,
         intx: Some(line.clone()),
         shared_bars: Vec::new(),
+        reset: None,
     };
     let _conns = spawn_server(&path, served, 1);
     let route = Arc::new(TestRoute::default());
