@@ -41,6 +41,8 @@ for t in "${targets[@]}"; do
     seed "$t"
     log="$logs/$t.log"
     echo "== $t: ${secs}s (log $log)"
+    # Rebuilds what changed since the build above (a fix in a crate) outside the clock.
+    cargo +nightly fuzz build -O "${san[@]}" "$t"
     start=$(date +%s)
     crash=no
     if ! cargo +nightly fuzz run -O "${san[@]}" "$t" "corpus/$t" -- \
