@@ -53,6 +53,9 @@ for t in "${targets[@]}"; do
         status=1
     fi
     took=$(($(date +%s) - start))
+    # libFuzzer's own count of fuzzing seconds when it ran to the end.
+    done_s=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+    took=${done_s:-$took}
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
     cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
