@@ -256,7 +256,10 @@ const FW_CFG_RAM: [(u64, usize); 2] = [(0, 0x8000), (0x1_0000, 0x8000)];
 /// True if `[addr, addr + len)` lies within one RAM region of [`FW_CFG_RAM`].
 fn fw_cfg_in_ram(addr: u64, len: u64) -> bool {
     FW_CFG_RAM.iter().any(|&(base, size)| {
-        addr >= base && addr.checked_add(len).is_some_and(|e| e <= base + size as u64)
+        addr >= base
+            && addr
+                .checked_add(len)
+                .is_some_and(|e| e <= base + size as u64)
     })
 }
 
@@ -484,7 +487,10 @@ pub fn vfio_user_codec(data: &[u8]) {
     );
     let mut used = 0;
     while let Ok(msg) = ch.recv(None) {
-        assert_eq!(msg.header.size as usize, vu::HEADER_SIZE + msg.payload.len());
+        assert_eq!(
+            msg.header.size as usize,
+            vu::HEADER_SIZE + msg.payload.len()
+        );
         used += msg.header.size as usize;
         assert!(used <= data.len(), "more bytes received than sent");
         if !msg.header.is_error() {
