@@ -186,6 +186,9 @@ pub struct SparseArea {
     pub size: u64,
 }
 
+/// Most sparse mmap areas accepted in one region info (over all its capabilities).
+const MAX_SPARSE_AREAS: usize = 1024;
+
 /// DEVICE_GET_REGION_INFO (request: `argsz` and `index`; reply: all, with the sparse
 /// mmap areas when the client's `argsz` left room for them).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -279,8 +282,13 @@ impl RegionInfo {
             if id == CAP_SPARSE_MMAP {
                 let n = c.u32()? as usize;
                 let _reserved = c.u32()?;
-                if n > 1024 {
-                    return Err(malformed(W, format!("{n} sparse areas")));
+                // Counted over the whole chain, so that what decodes re-encodes (as one
+                // capability) to something that decodes.
+                if info.sparse.len() + n > MAX_SPARSE_AREAS {
+                    return Err(malformed(
+                        W,
+                        format!("{} sparse areas", info.sparse.len() + n),
+                    ));
                 }
                 for _ in 0..n {
                     let area = SparseArea {
@@ -297,8 +305,14 @@ impl RegionInfo {
                     info.sparse.push(area);
                 }
             }
-            if following != 0 && following <= next {
-                return Err(malformed(W, "capability chain goes backwards"));
+            // The next capability starts after this one's bytes: a chain that goes
+            // backwards or into this capability (re-reading its bytes) is malformed.
+            let end = next + c.pos;
+            if following != 0 && following < end {
+                return Err(malformed(
+                    W,
+                    format!("capability at {following} overlaps the one at {next}..{end}"),
+                ));
             }
             next = following;
         }
@@ -602,6 +616,50 @@ mod tests {
         let mut past = b.clone();
         past[12..16].copy_from_slice(&4000u32.to_le_bytes());
         assert!(RegionInfo::decode(&past).is_err());
+    }
+
+    /// A region info whose capability chain holds one sparse capability per entry of
+    /// `counts`, laid out one after the other (areas of 16 bytes from offset 0).
+    fn chained_sparse_caps(counts: &[usize]) -> Vec<u8> {
+        let mut b = RegionInfo {
+            flags: REGION_MMAP | REGION_CAPS,
+            index: 1,
+            cap_offset: RegionInfo::SIZE,
+            size: 1 << 40,
+            ..Default::default()
+        }
+        .encode();
+        b[12..16].copy_from_slice(&RegionInfo::SIZE.to_le_bytes());
+        for (i, &n) in counts.iter().enumerate() {
+            let next = if i + 1 == counts.len() {
+                0
+            } else {
+                (b.len() + 16 + 16 * n) as u32
+            };
+            b.extend_from_slice(&CAP_SPARSE_MMAP.to_le_bytes());
+            b.extend_from_slice(&1u16.to_le_bytes());
+            b.extend_from_slice(&next.to_le_bytes());
+            b.extend_from_slice(&(n as u32).to_le_bytes());
+            b.extend_from_slice(&0u32.to_le_bytes());
+            for k in 0..n as u64 {
+                b.extend_from_slice(&(k * 16).to_le_bytes());
+                b.extend_from_slice(&16u64.to_le_bytes());
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn sparse_areas_are_bounded_over_the_whole_chain() {
+        // 512 + 512 areas in two capabilities decode, and re-encode (as one) to bytes
+        // that decode to the same areas.
+        let ok = RegionInfo::decode(&chained_sparse_caps(&[512, 512])).unwrap();
+        assert_eq!(ok.sparse.len(), MAX_SPARSE_AREAS);
+        assert_eq!(RegionInfo::decode(&ok.encode()).unwrap().sparse, ok.sparse);
+        // 600 + 600 used to decode to 1200 areas that re-encoded to one capability the
+        // decoder refuses; now the chain itself is refused.
+        let e = RegionInfo::decode(&chained_sparse_caps(&[600, 600])).unwrap_err();
+        assert!(e.to_string().contains("1200 sparse areas"), "{e}");
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! its *last* writable buffer of at least 16 bytes. The walk follows virtio 1.x: a
 //! chain visits at most `queue size` descriptors (a loop ends it), an indirect table
 //! (length a non-zero multiple of 16, at most 65535 entries, not nested) replaces the
-//! rest of the chain. Only the first two descriptors and the last usable writable one
-//! are kept, so a chain costs O(1) memory.
+//! rest of the chain. A chain of more than [`MAX_CHAIN`] descriptors in all is broken
+//! there, as QEMU refuses one (`VIRTQUEUE_MAX_SIZE`): without that bound every entry
+//! of the available ring could ask for a walk of 65535 indirect descriptors. Only the
+//! first two descriptors and the last usable writable one are kept, so a chain costs
+//! O(1) memory and at most [`MAX_CHAIN`] + 1 descriptor reads.
 
 use vm_memory::{Bytes, GuestAddress, GuestMemory, Permissions};
 
@@ -31,6 +34,10 @@ pub(crate) enum Parsed {
         resp_addr: Option<u64>,
     },
 }
+
+/// Most descriptors a chain may have, direct and indirect together (QEMU's
+/// `VIRTQUEUE_MAX_SIZE`); a longer chain is malformed.
+pub(crate) const MAX_CHAIN: usize = 1024;
 
 const F_NEXT: u16 = 1;
 const F_WRITE: u16 = 2;
@@ -62,7 +69,7 @@ pub(crate) struct Walk {
     /// guest memory.
     pub last_writable: Option<u64>,
     /// False if the chain was broken: a loop, an index out of its table, an unreadable
-    /// descriptor, a bad or nested indirect table.
+    /// descriptor, a bad or nested indirect table, more than [`MAX_CHAIN`] descriptors.
     pub complete: bool,
 }
 
@@ -85,7 +92,7 @@ pub(crate) fn walk<M: GuestMemory>(mem: &M, table: u64, size: u16, head: u16) ->
     let mut ttl = size;
     let mut indirect = false;
     loop {
-        if index >= size || ttl == 0 {
+        if index >= size || ttl == 0 || w.count >= MAX_CHAIN {
             return w;
         }
         let Some(d) = read_desc(mem, table, index) else {
@@ -271,5 +278,50 @@ mod tests {
         }
         // A table outside memory.
         assert_eq!(walk(&m, MEM - 8, 16, 0).count, 0);
+    }
+
+    #[test]
+    fn a_chain_ends_at_max_chain_descriptors() {
+        let m = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 2 << 20)]).unwrap();
+        // A full indirect table of 65535 entries, each chained to the next.
+        let ind = 0x10_0000;
+        let mut table = vec![0u8; 65535 * 16];
+        for (i, d) in table.chunks_mut(16).enumerate() {
+            d[0..8].copy_from_slice(&0x8000u64.to_le_bytes());
+            d[8..12].copy_from_slice(&56u32.to_le_bytes());
+            d[12..14].copy_from_slice(&F_NEXT.to_le_bytes());
+            d[14..16].copy_from_slice(&(i as u16 + 1).to_le_bytes());
+        }
+        m.write_slice(&table, GuestAddress(ind)).unwrap();
+        put(&m, TABLE, 0, ind, 65535 * 16, F_INDIRECT, 0);
+        let w = walk(&m, TABLE, 16, 0);
+        assert!(!w.complete);
+        assert_eq!(w.count, MAX_CHAIN);
+        // A chain of exactly MAX_CHAIN descriptors is still whole (and malformed).
+        put(&m, ind, MAX_CHAIN as u16 - 1, 0x9000, 16, F_WRITE, 0);
+        let w = walk(&m, TABLE, 16, 0);
+        assert!(w.complete);
+        assert_eq!((w.count, w.last_writable), (MAX_CHAIN, Some(0x9000)));
+    }
+
+    /// The fuzz input kept from `hypercall_ring` (fuzz/): 256 available entries whose
+    /// chains each walked a 28672-entry indirect table, 10 s per ring pass under ASan.
+    /// Replayed as the fuzz target does (64 KiB of memory, then one ring pass), with
+    /// every chain bounded.
+    #[test]
+    fn fuzz_regression_long_indirect_chains() {
+        let input = include_bytes!("../../tests/fuzz-regressions/ring-long-indirect-chains.bin");
+        let u16_at = |i: usize| u64::from(u16::from_le_bytes([input[i], input[i + 1]]));
+        let size = 1u16 << (input[0] % 9);
+        let (desc, avail, used) = (u16_at(1) & !15, u16_at(3) & !1, u16_at(5) & !3);
+        let m = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 64 << 10)]).unwrap();
+        m.write_slice(&input[7..], GuestAddress(0)).unwrap();
+        let longest = (0..size)
+            .map(|h| walk(&m, desc, size, h).count)
+            .max()
+            .unwrap();
+        assert!(longest <= MAX_CHAIN, "a chain of {longest} descriptors");
+        let done = super::super::test_driver::ring_pass(&m, size, desc, avail, used);
+        assert!(done.is_ok(), "{done:?}");
     }
 }
