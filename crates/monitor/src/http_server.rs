@@ -7,7 +7,10 @@
 //! blocking (the unsent rest kept per connection), and each connection has a deadline
 //! from its accept after which it is dropped, so an idle or slow client never holds up
 //! the others. Past [`MAX_CONNECTIONS`] open connections a new one is answered 503.
-//! The CPU the endpoint takes is therefore one thread's at most, whatever the clients do.
+//! At most [`MAX_RESPONSES_PER_WINDOW`] requests are answered per [`RATE_WINDOW`]; a
+//! request beyond that waits (unread connections stay queued) for the next window, so
+//! the CPU the endpoint takes (and makes its clients take) stays bounded, whatever the
+//! clients do: 16 scrapers flat out must not starve the guest.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -34,6 +37,12 @@ const MAX_CONNECTIONS: usize = 64;
 const MAX_HEAD: usize = 8192;
 /// How long a connection may take from its accept to the last byte of its response.
 const DEADLINE: Duration = Duration::from_secs(5);
+/// The window of the response rate cap.
+pub(crate) const RATE_WINDOW: Duration = Duration::from_millis(100);
+/// Requests answered at most per [`RATE_WINDOW`] (200 a second): far above any
+/// scraper's need (Prometheus scrapes every few seconds), far below what a flat-out
+/// client could take from the CPU the guest runs on.
+const MAX_RESPONSES_PER_WINDOW: usize = 20;
 /// How long the listener rests after `accept` fails (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -44,6 +53,8 @@ pub(crate) struct Limits {
     pub max_connections: usize,
     /// Per-connection deadline from accept.
     pub deadline: Duration,
+    /// Requests answered at most per [`RATE_WINDOW`].
+    pub responses_per_window: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +62,7 @@ impl Default for Limits {
         Limits {
             max_connections: MAX_CONNECTIONS,
             deadline: DEADLINE,
+            responses_per_window: MAX_RESPONSES_PER_WINDOW,
         }
     }
 }
@@ -126,6 +138,8 @@ struct Conn {
     out: Option<Out>,
     /// Past the connection cap: answered 503.
     refused: bool,
+    /// Its request is read and waits for the rate cap.
+    waiting: bool,
 }
 
 /// What became of a connection after some progress.
@@ -141,6 +155,8 @@ struct Server {
     limits: Limits,
     conns: Vec<Conn>,
     accept_after: Option<Instant>,
+    /// The current rate window's start and the responses begun in it.
+    window: (Instant, usize),
 }
 
 impl Server {
@@ -152,6 +168,7 @@ impl Server {
             limits,
             conns: Vec::new(),
             accept_after: None,
+            window: (Instant::now(), 0),
         }
     }
 
@@ -176,6 +193,8 @@ impl Server {
                 fd: c.stream.as_raw_fd(),
                 events: if c.out.is_some() {
                     libc::POLLOUT
+                } else if c.waiting {
+                    0
                 } else {
                     libc::POLLIN
                 },
@@ -186,6 +205,12 @@ impl Server {
                 .iter()
                 .map(|c| c.deadline)
                 .chain(self.accept_after)
+                .chain(
+                    self.conns
+                        .iter()
+                        .any(|c| c.waiting)
+                        .then_some(self.window.0 + RATE_WINDOW),
+                )
                 .min();
             let timeout = wake.map_or(-1, |t| {
                 // Round up so a wake-up never comes just before the deadline it is for.
@@ -209,7 +234,15 @@ impl Server {
             // more), then the listener.
             let mut drop_conn = Vec::with_capacity(self.conns.len());
             for i in 0..self.conns.len() {
-                let open = fds[i + 1].revents == 0 || matches!(self.progress(i), Progress::Open);
+                let revents = fds[i + 1].revents;
+                let hung_up = revents & (libc::POLLHUP | libc::POLLERR) != 0;
+                let open = if self.conns[i].waiting && hung_up {
+                    false
+                } else if revents != 0 || self.conns[i].waiting {
+                    matches!(self.progress(i), Progress::Open)
+                } else {
+                    true
+                };
                 let late = open && self.conns[i].deadline <= now;
                 if late {
                     log::debug!("{}: a connection passed its deadline", self.name);
@@ -245,6 +278,7 @@ impl Server {
                         head: Vec::new(),
                         out: None,
                         refused,
+                        waiting: false,
                     };
                     self.conns.push(conn);
                     // Most requests are already there: serve at once.
@@ -267,6 +301,10 @@ impl Server {
     /// Reads the request head or writes the response of connection `i`, as far as the
     /// socket allows without blocking.
     fn progress(&mut self, i: usize) -> Progress {
+        let now = Instant::now();
+        if now.saturating_duration_since(self.window.0) >= RATE_WINDOW {
+            self.window = (now, 0);
+        }
         let conn = &mut self.conns[i];
         if conn.out.is_none() {
             match read_head(&mut conn.stream, &mut conn.head) {
@@ -280,7 +318,13 @@ impl Server {
                         false,
                     ));
                 }
+                Ok(true) if self.window.1 >= self.limits.responses_per_window => {
+                    conn.waiting = true;
+                    return Progress::Open;
+                }
                 Ok(true) => {
+                    self.window.1 += 1;
+                    conn.waiting = false;
                     let out = respond(&conn.head, &mut *self.handler);
                     conn.head = Vec::new();
                     conn.out = Some(out);

@@ -21,6 +21,7 @@ fn limits(max_connections: usize, deadline_ms: u64) -> Limits {
     Limits {
         max_connections,
         deadline: Duration::from_millis(deadline_ms),
+        ..Limits::default()
     }
 }
 
@@ -161,4 +162,34 @@ fn an_oversized_head_is_answered_from_its_first_line() {
     let _ = s.read_to_end(&mut out);
     let out = String::from_utf8_lossy(&out);
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+}
+
+#[test]
+fn answers_are_capped_per_window_and_the_rest_wait() {
+    let addr = server(
+        10,
+        Limits {
+            responses_per_window: 3,
+            ..Limits::default()
+        },
+    );
+    // Twelve requests at once: all answered, in at least four windows.
+    let t = Instant::now();
+    let clients: Vec<_> = (0..12)
+        .map(|_| thread::spawn(move || request(addr, "GET / HTTP/1.1\r\n\r\n")))
+        .collect();
+    for c in clients {
+        let r = c.join().unwrap();
+        assert!(r.ends_with("hello\n"), "{r}");
+    }
+    let took = t.elapsed();
+    assert!(
+        took >= RATE_WINDOW * 3,
+        "12 answers at 3 per window took {took:?}"
+    );
+    // Connections that only connect and close take no part of the budget.
+    for _ in 0..50 {
+        drop(TcpStream::connect(addr).unwrap());
+    }
+    assert!(request(addr, "GET / HTTP/1.1\r\n\r\n").ends_with("hello\n"));
 }
