@@ -10,7 +10,8 @@
 //! At most [`MAX_RESPONSES_PER_WINDOW`] requests are answered per [`RATE_WINDOW`]; a
 //! request beyond that waits (unread connections stay queued) for the next window, so
 //! the CPU the endpoint takes (and makes its clients take) stays bounded, whatever the
-//! clients do: 16 scrapers flat out must not starve the guest.
+//! clients do: 16 scrapers flat out must not starve the guest. The thread also runs at
+//! nice [`NICE`], so under CPU contention the vCPU threads come first.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -39,10 +40,12 @@ const MAX_HEAD: usize = 8192;
 const DEADLINE: Duration = Duration::from_secs(5);
 /// The window of the response rate cap.
 pub(crate) const RATE_WINDOW: Duration = Duration::from_millis(100);
-/// Requests answered at most per [`RATE_WINDOW`] (200 a second): far above any
+/// Requests answered at most per [`RATE_WINDOW`] (100 a second): far above any
 /// scraper's need (Prometheus scrapes every few seconds), far below what a flat-out
 /// client could take from the CPU the guest runs on.
-const MAX_RESPONSES_PER_WINDOW: usize = 20;
+const MAX_RESPONSES_PER_WINDOW: usize = 10;
+/// The server thread's nice value: under CPU contention the vCPU threads come first.
+const NICE: libc::c_int = 10;
 /// How long the listener rests after `accept` fails (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -84,7 +87,14 @@ pub(crate) fn spawn_with(
         .map_err(|e| Error::Thread(name, e))?;
     thread::Builder::new()
         .name(name.into())
-        .spawn(move || Server::new(listener, name, handler, limits).run())
+        .spawn(move || {
+            // SAFETY: setpriority takes no pointers; on Linux PRIO_PROCESS with who 0
+            // sets the nice value of the calling thread only.
+            if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, NICE) } != 0 {
+                log::debug!("{name}: cannot lower the thread's priority");
+            }
+            Server::new(listener, name, handler, limits).run()
+        })
         .map_err(|e| Error::Thread(name, e))?;
     Ok(())
 }
