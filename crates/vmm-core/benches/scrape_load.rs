@@ -44,10 +44,7 @@ fn well_formed(resp: &[u8]) -> bool {
     let Some(split) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
         return false;
     };
-    let (head, body) = (
-        String::from_utf8_lossy(&resp[..split]),
-        &resp[split + 4..],
-    );
+    let (head, body) = (String::from_utf8_lossy(&resp[..split]), &resp[split + 4..]);
     let length = head
         .lines()
         .find_map(|l| l.strip_prefix("Content-Length: "))
@@ -131,7 +128,11 @@ fn round(cfg: &std::path::Path, secs: u64, scrapers: usize) -> (f64, u64, u64) {
     }
     let _ = child.kill();
     let _ = child.wait();
-    (rate, ok.load(Ordering::Relaxed), bad.load(Ordering::Relaxed))
+    (
+        rate,
+        ok.load(Ordering::Relaxed),
+        bad.load(Ordering::Relaxed),
+    )
 }
 
 fn main() {
