@@ -13,7 +13,7 @@
 //! clients do: 16 scrapers flat out must not starve the guest. The thread also runs at
 //! nice [`NICE`], so under CPU contention the vCPU threads come first.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, IoSlice, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -121,16 +121,19 @@ impl Out {
         }
     }
 
-    /// Writes what the socket takes; `Ok(true)` once everything is sent.
-    fn write(&mut self, stream: &mut TcpStream) -> std::io::Result<bool> {
+    /// Writes what the socket takes; `Ok(true)` once everything is sent. Head and body
+    /// go out together (one `writev`): a process that exits (the VM ended) while a
+    /// scrape is in flight leaves the client nothing or everything the socket took, not
+    /// a header announcing a body that never comes.
+    fn write(&mut self, stream: &mut impl Write) -> std::io::Result<bool> {
         loop {
             let body = self.body.as_deref().map_or(&[][..], str::as_bytes);
-            let rest = match self.sent.checked_sub(self.head.len()) {
-                None => &self.head[self.sent..],
-                Some(off) if off < body.len() => &body[off..],
+            let (head, body) = match self.sent.checked_sub(self.head.len()) {
+                None => (&self.head[self.sent..], body),
+                Some(off) if off < body.len() => (&[][..], &body[off..]),
                 Some(_) => return Ok(true),
             };
-            match stream.write(rest) {
+            match stream.write_vectored(&[IoSlice::new(head), IoSlice::new(body)]) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
                 Ok(n) => self.sent += n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),

@@ -193,3 +193,41 @@ fn answers_are_capped_per_window_and_the_rest_wait() {
     }
     assert!(request(addr, "GET / HTTP/1.1\r\n\r\n").ends_with("hello\n"));
 }
+
+/// Records each write call (a vectored one as one call).
+#[derive(Default)]
+struct Writes(Vec<Vec<u8>>);
+
+impl Write for Writes {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.push(b.to_vec());
+        Ok(b.len())
+    }
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        self.0
+            .push(bufs.iter().flat_map(|b| b.iter().copied()).collect());
+        Ok(bufs.iter().map(|b| b.len()).sum())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn an_answer_goes_out_in_one_write() {
+    let mut w = Writes::default();
+    let mut out = Out::new("200 OK", TEXT_FORMAT, "kvmbus_x 1\n".into(), false);
+    assert!(out.write(&mut w).unwrap());
+    assert_eq!(w.0.len(), 1, "{:?}", w.0);
+    let text = String::from_utf8(w.0[0].clone()).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\nkvmbus_x 1\n"), "{text}");
+    assert!(text.contains("Content-Length: 11\r\n"), "{text}");
+    let mut h = Writes::default();
+    let mut out = Out::new("200 OK", TEXT_FORMAT, "kvmbus_x 1\n".into(), true);
+    assert!(out.write(&mut h).unwrap());
+    assert_eq!(h.0.len(), 1);
+    assert!(String::from_utf8(h.0.concat())
+        .unwrap()
+        .ends_with("\r\n\r\n"));
+}
