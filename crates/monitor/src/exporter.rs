@@ -3,17 +3,21 @@
 //! The listener is a plain `std::net::TcpListener` bound synchronously by
 //! [`Exporter::install`], so a taken port is an error at start-up and port 0 reports the
 //! address it got. Rendering uses `metrics-exporter-prometheus`; no async runtime runs.
+//!
+//! The endpoint renders at most once per [`RENDER_INTERVAL`]: a scrape arriving while
+//! the last rendering is younger than that gets the same text, so a scrape may show
+//! values up to [`RENDER_INTERVAL`] old, and the CPU spent rendering is bounded
+//! whatever the clients do. [`Exporter::render`] always renders afresh.
 
 use std::net::{SocketAddr, TcpListener};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::catalog::describe_catalog;
 use crate::http_server;
 use crate::{Error, Result};
-use std::sync::Arc;
 
 /// Histogram bucket bounds in seconds, 1 µs to 1 s (1-2-5 steps).
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -23,6 +27,10 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 
 /// Default metrics address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+
+/// How long one rendering of the exposition serves the scrapes that follow it: the
+/// most a scrape's values may lag behind the recorder.
+pub const RENDER_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How often histogram samples are folded in when nobody scrapes.
 const UPKEEP_PERIOD: Duration = Duration::from_secs(5);
@@ -74,9 +82,10 @@ impl Exporter {
                     source,
                 })?;
                 let render = handle.clone();
-                let handler: http_server::Handler = Arc::new(move |path: &str| {
+                let mut shared = SharedRender::new(RENDER_INTERVAL, move || render.render());
+                let handler: http_server::Handler = Box::new(move |path: &str| {
                     matches!(path, "/metrics" | "/")
-                        .then(|| (http_server::TEXT_FORMAT, render.render()))
+                        .then(|| (http_server::TEXT_FORMAT, shared.get(Instant::now())))
                 });
                 http_server::spawn(listener, "metrics-http", handler)?;
                 log::info!("metrics: serving http://{addr}/metrics");
@@ -124,6 +133,36 @@ pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
     })
 }
 
+/// One rendering shared by every request within `interval` of it.
+struct SharedRender<F> {
+    interval: Duration,
+    render: F,
+    last: Option<(Instant, http_server::Body)>,
+}
+
+impl<F: FnMut() -> String> SharedRender<F> {
+    fn new(interval: Duration, render: F) -> Self {
+        SharedRender {
+            interval,
+            render,
+            last: None,
+        }
+    }
+
+    /// The text for a request at `now`: the last rendering if it is younger than the
+    /// interval, else a new one.
+    fn get(&mut self, now: Instant) -> http_server::Body {
+        match &self.last {
+            Some((at, body)) if now.saturating_duration_since(*at) < self.interval => body.clone(),
+            _ => {
+                let body: http_server::Body = (self.render)().into();
+                self.last = Some((now, body.clone()));
+                body
+            }
+        }
+    }
+}
+
 fn build_recorder() -> PrometheusRecorder {
     PrometheusBuilder::new()
         .set_buckets(LATENCY_BUCKETS)
@@ -146,6 +185,7 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::net::TcpStream;
+    use std::sync::Arc;
 
     fn get(addr: SocketAddr, path: &str) -> String {
         let mut s = TcpStream::connect(addr).unwrap();
@@ -191,6 +231,69 @@ mod tests {
             Exporter::unregistered(Some(addr)),
             Err(Error::Bind { .. })
         ));
+    }
+
+    #[test]
+    fn one_rendering_serves_every_request_within_the_interval() {
+        let mut n = 0;
+        let mut shared = SharedRender::new(Duration::from_millis(100), || {
+            n += 1;
+            format!("render {n}\n")
+        });
+        let t0 = Instant::now();
+        let a = shared.get(t0);
+        let b = shared.get(t0 + Duration::from_millis(99));
+        assert_eq!(&*a, "render 1\n");
+        assert!(Arc::ptr_eq(&a, &b), "the same text within the interval");
+        let c = shared.get(t0 + Duration::from_millis(100));
+        assert_eq!(&*c, "render 2\n");
+        assert_eq!(&*shared.get(t0 + Duration::from_millis(150)), "render 2\n");
+        assert_eq!(&*shared.get(t0 + Duration::from_millis(250)), "render 3\n");
+    }
+
+    fn body(resp: &str) -> &str {
+        resp.split_once("\r\n\r\n").unwrap().1
+    }
+
+    #[test]
+    fn scrapes_within_the_render_interval_share_a_body_and_later_ones_differ() {
+        let (exp, rec) = Exporter::unregistered(Some("127.0.0.1:0".parse().unwrap())).unwrap();
+        let addr = exp.local_addr().unwrap();
+        let bump = |v: u64| {
+            metrics::with_local_recorder(&rec, || {
+                metrics::counter!(crate::names::VCPU_EXITS, "vm" => "c", "vcpu" => "0", "reason" => "io")
+                    .increment(v)
+            })
+        };
+        bump(1);
+        // Retry if the machine stalls between the two scrapes past the interval.
+        let (first, second) = (0..20)
+            .find_map(|_| {
+                std::thread::sleep(RENDER_INTERVAL + Duration::from_millis(20));
+                let t = Instant::now();
+                let first = get(addr, "/metrics");
+                bump(1);
+                let second = get(addr, "/metrics");
+                (t.elapsed() < RENDER_INTERVAL / 2).then_some((first, second))
+            })
+            .expect("two scrapes within half the interval");
+        assert!(first.starts_with("HTTP/1.1 200 OK"), "{first}");
+        assert_eq!(
+            body(&first),
+            body(&second),
+            "a scrape within the interval is shared"
+        );
+        std::thread::sleep(RENDER_INTERVAL + Duration::from_millis(10));
+        let later = get(addr, "/metrics");
+        assert_ne!(body(&later), body(&first), "a later scrape renders afresh");
+        assert!(body(&later).contains(&format!(
+            "kvmbus_vcpu_exits_total{{vm=\"c\",vcpu=\"0\",reason=\"io\"}} {}",
+            exp.render()
+                .lines()
+                .find(|l| l.starts_with("kvmbus_vcpu_exits_total{vm=\"c\""))
+                .and_then(|l| l.split_whitespace().last())
+                .unwrap()
+        )));
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod tui;
 
 pub use catalog::{describe_catalog, Kind, CATALOG};
 pub use error::{Error, Result};
-pub use exporter::{exposure_warning, Exporter, DEFAULT_LISTEN, LATENCY_BUCKETS};
+pub use exporter::{exposure_warning, Exporter, DEFAULT_LISTEN, LATENCY_BUCKETS, RENDER_INTERVAL};
 pub use kvm_stats::{get_stats_fd, spawn_stats_sampler, KvmStats, StatsScope};
 pub use promql::PromQuery;
 /// The regex type of [`LogOptions::fields`].

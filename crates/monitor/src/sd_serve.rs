@@ -4,7 +4,6 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use crate::{http_server, sd, Error, Result};
 
@@ -22,8 +21,9 @@ pub fn serve_sd(dir: PathBuf, listen: SocketAddr) -> Result<SocketAddr> {
         addr: listen,
         source,
     })?;
-    let handler: http_server::Handler = Arc::new(move |path: &str| {
-        matches!(path, "/" | "/targets").then(|| ("application/json", sd::targets_json(&dir)))
+    let handler: http_server::Handler = Box::new(move |path: &str| {
+        matches!(path, "/" | "/targets")
+            .then(|| ("application/json", sd::targets_json(&dir).into()))
     });
     http_server::spawn(listener, "sd-http", handler)?;
     log::info!("sd: serving http://{addr}/targets");
