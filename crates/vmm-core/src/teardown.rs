@@ -50,7 +50,7 @@ pub fn hand_off(vm_fd: &impl AsRawFd, keep_stderr: bool) -> Option<Handoff> {
     // async-signal-safe system calls before `_exit`, as a child of a threaded process must.
     match unsafe { libc::fork() } {
         -1 => None,
-        0 => child(&keep[..kept], rd.as_raw_fd()),
+        0 => child(&keep[..kept], rd.as_raw_fd(), vm_fd.as_raw_fd()),
         pid => {
             drop(rd);
             Some(Handoff {
@@ -61,9 +61,12 @@ pub fn hand_off(vm_fd: &impl AsRawFd, keep_stderr: bool) -> Option<Handoff> {
     }
 }
 
-/// The child: closes every fd but `keep` (sorted), waits until the parent closes its end of the
-/// pipe (or exits), then exits, dropping the last reference to the VM.
-fn child(keep: &[RawFd], wait_on: RawFd) -> ! {
+/// The child: closes every fd but `keep` (sorted), waits until the parent closes its end
+/// of the pipe (or exits), closes `vm` (the last reference: the kernel tears the VM down
+/// before close returns), then exits. Closing it first, rather than leaving it to exit,
+/// makes the teardown end before stderr closes, so a launcher reading stderr to its end
+/// knows when the teardown ended.
+fn child(keep: &[RawFd], wait_on: RawFd, vm: RawFd) -> ! {
     let mut from: u32 = 0;
     for &fd in keep {
         let fd = fd as u32;
@@ -81,8 +84,10 @@ fn child(keep: &[RawFd], wait_on: RawFd) -> ! {
             break;
         }
     }
+    // SAFETY: `vm` is this process's copy of the VM fd; nothing in the child uses it again.
+    unsafe { libc::close(vm) };
     // SAFETY: _exit ends this process without running the parent's atexit handlers or
-    // destructors; the kernel closes the VM fd.
+    // destructors.
     unsafe { libc::_exit(0) }
 }
 
