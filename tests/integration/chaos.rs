@@ -5,8 +5,7 @@
 //! `/metrics` answers well-formed throughout and RSS stays bounded. `docs/chaos.md`
 //! describes the cases and how to rerun one seed.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,14 +19,6 @@ use crate::hostile::rss_kib;
 const MEMORY_MIB: u64 = 64;
 /// RSS ceiling: guest memory plus this much for the VMM.
 const VMM_RSS_MIB: u64 = 96;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The config of a chaos run: every device kvmbus has, the guest's case on its cmdline.
 fn chaos_config(vcpus: u32, cmdline: &str, dir: &std::path::Path) -> String {
@@ -82,18 +73,6 @@ fn well_formed(answer: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn scrape(port: u16) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
-}
-
 /// What one scraper thread saw: answers in order, `Ok` or the reason.
 type Scrapes = Arc<Mutex<Vec<Result<(), String>>>>;
 
@@ -123,7 +102,7 @@ fn chaos_run(name: &str, vcpus: u32, cmdline: &str, end: End, limit: Duration) {
         let (stop, scrapes) = (stop.clone(), scrapes.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let r = scrape(port)
+                let r = scrape(port, Duration::from_secs(5))
                     .map_err(|e| e.to_string())
                     .and_then(|a| well_formed(&a));
                 scrapes.lock().unwrap().push(r);

@@ -128,3 +128,27 @@ pub fn spawn_vm(cfg: &std::path::Path, extra: &[&str]) -> Child {
         .spawn()
         .expect("spawn kvmbus")
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One plain HTTP/1.1 GET of /metrics on 127.0.0.1:`port` (`Connection: close`): the whole
+/// answer, head and body.
+pub fn scrape(port: u16, timeout: Duration) -> std::io::Result<String> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(timeout))?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}

@@ -3,7 +3,6 @@
 //! `kvmbus top --prometheus --once` reading both back through PromQL; a VM that exits
 //! disappears. Every query of docs/prometheus/grafana-dashboard.json returns data.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,14 +10,6 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 const LIMIT: Duration = Duration::from_secs(90);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn docs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/prometheus")

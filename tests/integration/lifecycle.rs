@@ -166,11 +166,7 @@ fn nothing_the_vmm_held_outlives_its_exit_with_either_teardown() {
     for (name, extra) in [("async-td", None), ("sync-td", Some("--sync-teardown"))] {
         let d = scratch(name);
         let cfg = config(&d, name, &builtin("hello", 2, ""));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let mut cmd = kvmbus();
         cmd.arg("run").arg(&cfg).args(["--metrics", &addr]);

@@ -3,8 +3,7 @@
 //! are printed; what is asserted is correctness and the absence of growth. The exit-rate
 //! goal under scraping (30 s, scraped vs unscraped) is the `scrape_load` benchmark's.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,27 +11,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use crate::hostile::rss_kib;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One plain HTTP/1.1 GET of /metrics; the body.
-fn scrape(port: u16) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
-}
 
 /// A 200 whose Content-Length matches its body, holding the exit counter and ending
 /// with a complete sample line.
@@ -76,7 +54,7 @@ fn sixteen_scrapers_during_a_pio_storm_all_get_well_formed_answers() {
             let (stop, ok, bad) = (stop.clone(), ok.clone(), bad.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    match scrape(port) {
+                    match scrape(port, Duration::from_secs(10)) {
                         Ok(b) if well_formed(&b) => ok.fetch_add(1, Ordering::Relaxed),
                         _ => bad.fetch_add(1, Ordering::Relaxed),
                     };
@@ -91,9 +69,9 @@ fn sixteen_scrapers_during_a_pio_storm_all_get_well_formed_answers() {
             .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
             .sum()
     };
-    let e0 = exits(&scrape(port).unwrap());
+    let e0 = exits(&scrape(port, Duration::from_secs(10)).unwrap());
     std::thread::sleep(Duration::from_secs(secs));
-    let e1 = exits(&scrape(port).unwrap());
+    let e1 = exits(&scrape(port, Duration::from_secs(10)).unwrap());
     let rate = (e1 - e0) / start.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for s in scrapers {
@@ -168,7 +146,7 @@ fn ten_thousand_connections_per_socket_leave_no_fd_thread_or_rss_growth() {
     for p in [&irq, &kv] {
         drop(UnixStream::connect(p).unwrap());
     }
-    assert!(well_formed(&scrape(port).unwrap()));
+    assert!(well_formed(&scrape(port, Duration::from_secs(10)).unwrap()));
     std::thread::sleep(Duration::from_millis(300));
     let (f0, t0, r0) = (fds(pid), threads(pid), rss_kib(pid));
     let start = Instant::now();
@@ -192,7 +170,7 @@ fn ten_thousand_connections_per_socket_leave_no_fd_thread_or_rss_growth() {
     let r1 = rss_kib(pid);
     // The VMM still serves: an irq fd request and a scrape answer.
     assert!(
-        well_formed(&scrape(port).unwrap()),
+        well_formed(&scrape(port, Duration::from_secs(10)).unwrap()),
         "a scrape after the churn"
     );
     let ok = run_with_deadline(

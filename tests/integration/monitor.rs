@@ -10,14 +10,6 @@ use crate::common::*;
 
 const T: Duration = Duration::from_secs(60);
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts the demo (2 vCPUs) serving metrics on a free port; kills it on drop.
 struct Demo {
     child: Child,
