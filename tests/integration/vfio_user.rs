@@ -358,7 +358,7 @@ fn the_tui_pci_view_shows_a_vfio_user_device() {
         sock.display()
     );
     let cfg = config(&d, "vu-tui", &body);
-    let t = crate::monitor::Tmux::start(
+    let t = crate::monitor::Tmux::start_reporting(
         "vu-tui",
         &format!(
             "{} run {} --tui",
