@@ -48,6 +48,16 @@ pub fn builtin(guest: &str, vcpus: u32, cmdline: &str) -> String {
     )
 }
 
+/// A config body booting the multiboot image file `img` (as `builtin` does a built-in
+/// guest); a `[boot]` key may follow.
+pub fn multiboot(name: &str, img: &std::path::Path, vcpus: u32, cmdline: &str) -> String {
+    format!(
+        "[vm]\nname = \"{name}\"\nvcpus = {vcpus}\nmemory_mib = 64\n\
+         [boot]\nkind = \"multiboot\"\nimage = \"{}\"\ncmdline = \"{cmdline}\"\n",
+        img.display()
+    )
+}
+
 /// Runs `cmd` to completion, killing it after `limit` (then panics: a hang is a failure).
 pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Output {
     let mut child = cmd

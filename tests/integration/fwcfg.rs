@@ -48,11 +48,7 @@ fn qemu(img: &Path, smp: u32, extra: &[&str]) -> Output {
 
 /// Runs kvmbus on a config in `dir` booting `img` with `vcpus`; `extra` is appended.
 fn ours(dir: &Path, name: &str, img: &Path, vcpus: u32, cmdline: &str, extra: &str) -> Output {
-    let body = format!(
-        "[vm]\nname = \"{name}\"\nvcpus = {vcpus}\nmemory_mib = 64\n\
-         [boot]\nkind = \"multiboot\"\nimage = \"{}\"\ncmdline = \"{cmdline}\"\n{extra}",
-        img.display()
-    );
+    let body = format!("{}{extra}", multiboot(name, img, vcpus, cmdline));
     run_with_deadline(kvmbus().arg("run").arg(config(dir, name, &body)), T)
 }
 

@@ -57,11 +57,7 @@ fn qemu(img: &Path, smp: u32, extra: &[&str]) -> Output {
 
 /// kvmbus booting `img` from a file with `vcpus`; `extra` is appended to `[boot]`.
 fn ours(dir: &Path, name: &str, img: &Path, vcpus: u32, cmdline: &str, extra: &str) -> Output {
-    let body = format!(
-        "[vm]\nname = \"{name}\"\nvcpus = {vcpus}\nmemory_mib = 64\n\
-         [boot]\nkind = \"multiboot\"\nimage = \"{}\"\ncmdline = \"{cmdline}\"\n{extra}",
-        img.display()
-    );
+    let body = format!("{}{extra}", multiboot(name, img, vcpus, cmdline));
     run_with_deadline(kvmbus().arg("run").arg(config(dir, name, &body)), T)
 }
 

@@ -226,12 +226,13 @@ impl Write for Channel {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::msg::RegionAccess;
     use std::os::fd::AsFd;
 
-    fn pair() -> (Channel, Channel) {
+    /// Two channels over a socket pair (also used by `rx`'s tests).
+    pub(crate) fn pair() -> (Channel, Channel) {
         let (a, b) = UnixStream::pair().unwrap();
         (
             Channel::new(a, Limits::default()),
@@ -239,7 +240,8 @@ mod tests {
         )
     }
 
-    fn soon() -> Option<Instant> {
+    /// A deadline 5 s away.
+    pub(crate) fn soon() -> Option<Instant> {
         Some(Instant::now() + Duration::from_secs(5))
     }
 

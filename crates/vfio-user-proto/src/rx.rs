@@ -358,23 +358,12 @@ fn eof(r: Read) -> std::io::Result<Read> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Channel, Command, Limits};
+    use crate::channel::tests::{pair, soon};
+    use crate::Command;
     use std::io::Write;
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
     use std::time::{Duration, Instant};
-
-    fn pair() -> (Channel, Channel) {
-        let (a, b) = UnixStream::pair().unwrap();
-        (
-            Channel::new(a, Limits::default()),
-            Channel::new(b, Limits::default()),
-        )
-    }
-
-    fn soon() -> Option<Instant> {
-        Some(Instant::now() + Duration::from_secs(5))
-    }
 
     #[test]
     fn queued_messages_keep_their_own_fds() {
