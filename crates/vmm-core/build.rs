@@ -122,7 +122,26 @@ fn build_family(f: &Family, root: &Path, out: &Path, table: &mut String) {
     }
 }
 
+/// Links `kvmbus` with lld, for less resident memory (the launch bench's peak RSS):
+/// * the functions a run executes (hot-text.txt, made by scripts/hot-text.sh) go
+///   together at the start of .text: the kernel maps code 64 KiB around every page
+///   touched, so packed they cost a dozen windows instead of about forty. Names the
+///   binary no longer has are skipped (the code still links, only less packed);
+/// * relative relocations are packed (DT_RELR, glibc 2.36+): the loader reads 5 KB of
+///   them instead of 380 KB, and the binary stays position-independent.
+fn link_for_small_rss() {
+    let list = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("hot-text.txt");
+    println!("cargo:rerun-if-changed={}", list.display());
+    println!("cargo:rustc-link-arg-bin=kvmbus=-fuse-ld=lld");
+    println!("cargo:rustc-link-arg-bin=kvmbus=-Wl,-z,pack-relative-relocs");
+    println!(
+        "cargo:rustc-link-arg-bin=kvmbus=-Wl,--symbol-ordering-file={},--no-warn-symbol-ordering",
+        list.display()
+    );
+}
+
 fn main() {
+    link_for_small_rss();
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../guests");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("guests");
     fs::create_dir_all(&out).unwrap();

@@ -97,18 +97,21 @@ fn load_modules(
 pub fn load_guest(config: &Config, mem: &GuestMemoryMmap) -> Result<loader::LoadedImage> {
     let (name, bytes) = image_bytes(config)?;
     let size = config.memory_mib << 20;
-    let loaded = loader::load_multiboot(&name, &bytes, mem, size).map_err(|e| match e {
-        LoadError::OutsideMemory { .. } => config_err(
-            config,
-            config.places.memory_mib,
-            format!("key 'memory_mib' in [vm] is too small for the image: {e}"),
-        ),
-        e => config_err(
-            config,
-            config.places.image,
-            format!("key 'image' in [boot]: {e}"),
-        ),
-    })?;
+    // Guest RAM is a fresh memfd: nothing was written to it before the image.
+    let fresh = loader::MemoryBefore::Fresh;
+    let loaded =
+        loader::load_multiboot_into(&name, &bytes, mem, size, fresh).map_err(|e| match e {
+            LoadError::OutsideMemory { .. } => config_err(
+                config,
+                config.places.memory_mib,
+                format!("key 'memory_mib' in [vm] is too small for the image: {e}"),
+            ),
+            e => config_err(
+                config,
+                config.places.image,
+                format!("key 'image' in [boot]: {e}"),
+            ),
+        })?;
     let modules = load_modules(config, mem, loaded.span.1)?;
     loader::write_multiboot_info(
         mem,

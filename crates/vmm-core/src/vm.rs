@@ -74,7 +74,7 @@ impl Vm {
         mark("kvm opened");
         let ram = GuestRam::new(config.memory_mib << 20)?;
         mark("memfd mapped");
-        let (vm_fd, slot) = machine::create_vm(&kvm, &ram)?;
+        let vm_fd = machine::create_vm(&kvm, &ram)?;
         let loaded = load_guest(&config, &ram.memory)?;
         mark("image, boot info, mp table");
 
@@ -112,8 +112,6 @@ impl Vm {
         mark("pci platform");
         let vcpus = vcpu_threads::create(&kvm, &vm_fd, &config, loaded.entry)?;
         mark("vcpus, cpuid, regs");
-        slot.wait()?;
-        mark("memory slot 0 (registered meanwhile)");
         Ok(Vm {
             config,
             services,

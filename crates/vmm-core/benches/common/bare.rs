@@ -25,8 +25,6 @@ pub fn run(guest: &str, cmdline: &str) -> ! {
 
     let kvm = Kvm::new().expect("/dev/kvm");
     let vm = kvm.create_vm().expect("KVM_CREATE_VM");
-    vm.set_tss_address(0xfffb_d000).expect("KVM_SET_TSS_ADDR");
-    vm.create_irq_chip().expect("KVM_CREATE_IRQCHIP");
     let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEM as usize)])
         .expect("anonymous guest memory");
     let host = mem.get_host_address(GuestAddress(0)).unwrap();
@@ -40,10 +38,14 @@ pub fn run(guest: &str, cmdline: &str) -> ! {
     // SAFETY: `mem` maps MEM bytes at `host` and lives until the process exits, after
     // the VM fd is last used.
     unsafe { vm.set_user_memory_region(region) }.expect("KVM_SET_USER_MEMORY_REGION");
+    // After the slot: a slot registered once the VM has an irqchip costs 5-10 ms here.
+    vm.set_tss_address(0xfffb_d000).expect("KVM_SET_TSS_ADDR");
+    vm.create_irq_chip().expect("KVM_CREATE_IRQCHIP");
     mark("vm and memory");
 
     let name = format!("builtin:{guest}");
-    let loaded = loader::load_multiboot(&name, image, &mem, MEM).expect("load");
+    let fresh = loader::MemoryBefore::Fresh;
+    let loaded = loader::load_multiboot_into(&name, image, &mem, MEM, fresh).expect("load");
     let info = loader::BootInfo {
         mem_size: MEM,
         cmdline,

@@ -8,8 +8,9 @@ mod multiboot;
 pub use image_file::read_image;
 pub use modules::{load_modules, LoadedModules, Module};
 pub use multiboot::{
-    load_multiboot, write_boot_info, write_multiboot_info, BootInfo, LoadedImage, CMDLINE_MAX,
-    EBDA_START as EBDA_ADDR, MBI_ADDR, MB_BOOTLOADER_MAGIC,
+    load_multiboot, load_multiboot_into, write_boot_info, write_multiboot_info, BootInfo,
+    LoadedImage, Memory as MemoryBefore, CMDLINE_MAX, EBDA_START as EBDA_ADDR, MBI_ADDR,
+    MB_BOOTLOADER_MAGIC,
 };
 
 /// Why an image could not be loaded. Messages are complete sentences for the user.

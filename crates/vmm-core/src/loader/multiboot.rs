@@ -69,12 +69,36 @@ fn find_header(name: &str, image: &[u8]) -> Result<(usize, u32), LoadError> {
     })
 }
 
-/// Loads a multiboot image into guest memory; returns its entry point.
+/// What guest memory holds before an image is loaded into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Memory {
+    /// Anything: the loader writes the zeros of every bss.
+    Used,
+    /// Zeros, as a fresh memfd or anonymous mapping is: the loader leaves bss
+    /// untouched, so its pages are allocated only when the guest touches them (a
+    /// guest's 1 MiB of stacks costs neither page faults at start nor resident memory).
+    Fresh,
+}
+
+/// Loads a multiboot image into guest memory that may hold anything (bss is written
+/// with zeros); returns its entry point. See [`load_multiboot_into`].
 pub fn load_multiboot(
     name: &str,
     image: &[u8],
     mem: &GuestMemoryMmap,
     mem_size: u64,
+) -> Result<LoadedImage, LoadError> {
+    load_multiboot_into(name, image, mem, mem_size, Memory::Used)
+}
+
+/// Loads a multiboot image into guest memory whose state `before` tells whether bss
+/// must be written; returns its entry point.
+pub fn load_multiboot_into(
+    name: &str,
+    image: &[u8],
+    mem: &GuestMemoryMmap,
+    mem_size: u64,
+    before: Memory,
 ) -> Result<LoadedImage, LoadError> {
     let invalid = |what: String| LoadError::Invalid {
         image: name.to_string(),
@@ -167,9 +191,11 @@ pub fn load_multiboot(
         let data = &image[off as usize..(off + filesz) as usize];
         mem.write_slice(data, GuestAddress(paddr))
             .map_err(|e| invalid(format!("writing a segment: {e}")))?;
-        let zeros = vec![0u8; (memsz - filesz) as usize];
-        mem.write_slice(&zeros, GuestAddress(paddr + filesz))
-            .map_err(|e| invalid(format!("zeroing bss: {e}")))?;
+        if before == Memory::Used {
+            let zeros = vec![0u8; (memsz - filesz) as usize];
+            mem.write_slice(&zeros, GuestAddress(paddr + filesz))
+                .map_err(|e| invalid(format!("zeroing bss: {e}")))?;
+        }
         span = (span.0.min(paddr), span.1.max(end));
     }
     if !(span.0..span.1).contains(&entry) {
@@ -329,6 +355,22 @@ mod tests {
         let mut z = [0xffu8; 16];
         m.read_slice(&mut z, GuestAddress(0x10_000E)).unwrap();
         assert_eq!(z, [0; 16]);
+    }
+
+    #[test]
+    fn fresh_memory_keeps_bss_untouched() {
+        let m = mem(4 << 20);
+        // Not what fresh memory holds: it shows that the loader did not write there.
+        m.write_slice(&[0xAA; 64], GuestAddress(0x10_0010)).unwrap();
+        let img = elf(&[0x90, 0xF4], 16);
+        let l = load_multiboot_into("t", &img, &m, 4 << 20, Memory::Fresh).unwrap();
+        assert_eq!(l.entry, 0x10_0000);
+        let mut b = [0u8; 2];
+        m.read_slice(&mut b, GuestAddress(0x10_000C)).unwrap();
+        assert_eq!(b, [0x90, 0xF4]);
+        let mut z = [0u8; 16];
+        m.read_slice(&mut z, GuestAddress(0x10_0010)).unwrap();
+        assert_eq!(z, [0xAA; 16]);
     }
 
     #[test]
