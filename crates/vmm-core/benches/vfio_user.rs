@@ -25,6 +25,11 @@
 //!   interrupt from the server costs what one from in-process does, in-process /
 //!   server latency ≥ 0.95.
 //!
+//! * **Socket round trip** (no VM): the bench process itself sends `READS` REGION_READs
+//!   of BAR0's ID register to a fresh device-server (polling for each reply as the
+//!   vCPU thread does) and times them: what a forwarded read adds to an exit, at least.
+//!   Printed in cycles beside the BAR reads ("socket-rt"), no goal.
+//!
 //! Run: `cargo bench -p vmm-core --bench vfio_user` (env `ROUNDS`, default 5 alternating
 //! rounds; `READS`, default 2000 per BAR; `IRQS`, default 200 interrupts per VM;
 //! `DELAY_US`, default 500).
@@ -33,8 +38,12 @@ mod common;
 use common::*;
 
 use std::io::Write;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vfio_user_proto as vu;
 
 /// A device-server process, killed when dropped (also when the bench panics).
 struct Server(Child);
@@ -92,6 +101,64 @@ fn run(dir: &Path, guest: &str, cmdline: &str, place: Place) -> String {
     kvmbus(&cfg, &[])
 }
 
+/// Mean µs of `n` REGION_READ round trips (4 bytes of BAR0) from this process to a fresh
+/// device-server, polling 50 µs for each reply as kvmbus's vCPU thread does.
+fn socket_round_trip(dir: &Path, n: u64) -> f64 {
+    let sock = dir.join("rt.sock");
+    let _srv = server(&sock);
+    let t0 = Instant::now();
+    let stream = loop {
+        match UnixStream::connect(&sock) {
+            Ok(s) => break s,
+            Err(e) if t0.elapsed() < Duration::from_secs(10) => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("connecting to the device-server: {e}"),
+        }
+    };
+    let mut chan = vu::Channel::new(stream, vu::Limits::default());
+    chan.set_poll(Duration::from_micros(50));
+    let timeout = Duration::from_secs(2);
+    let mut refuse = |_: &vu::Message| Err(libc::EINVAL as u32);
+    let hello = vu::Version {
+        major: vu::MAJOR,
+        minor: vu::MINOR,
+        caps: vu::Capabilities {
+            max_msg_fds: 8,
+            max_data_xfer_size: 1 << 20,
+            pgsizes: Some(4096),
+        },
+    };
+    chan.call(
+        vu::Command::Version,
+        &hello.encode(),
+        &[],
+        timeout,
+        &mut refuse,
+    )
+    .expect("VERSION");
+    let read = |chan: &mut vu::Channel, refuse: &mut dyn FnMut(&vu::Message) -> _| {
+        let req = vu::RegionAccess {
+            offset: 0,
+            region: 0,
+            count: 4,
+            data: Vec::new(),
+        };
+        let m = chan
+            .call(vu::Command::RegionRead, &req.encode(), &[], timeout, refuse)
+            .expect("REGION_READ");
+        let r = vu::RegionAccess::decode(&m.payload).expect("a REGION_READ reply");
+        assert_eq!(r.data, 0x4952_5154u32.to_le_bytes(), "the ID register");
+    };
+    read(&mut chan, &mut refuse);
+    let t0 = Instant::now();
+    for _ in 0..n {
+        read(&mut chan, &mut refuse);
+    }
+    t0.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
 /// The per-interrupt figures (cycles) of `irq-bench: mode 0 <what>` lines.
 fn irq_cycles(out: &str, what: &str) -> Vec<f64> {
     let prefix = format!("irq-bench: mode 0 {what}");
@@ -118,6 +185,7 @@ struct Series {
     mapped: Vec<f64>,
     irq: Vec<f64>,
     fire_to_handler: Vec<f64>,
+    socket_rt: Vec<f64>,
 }
 
 fn main() {
@@ -146,6 +214,8 @@ fn main() {
                     .push(mapped.expect("the server's shared BAR4 is mapped"));
             }
         }
+        let rt = socket_round_trip(&dir, reads);
+        remote.socket_rt.push(rt * khz / 1000.0);
         for (place, s) in [(Place::InProcess, &mut local), (Place::Server, &mut remote)] {
             let out = run(&dir, "irq-bench", &irq_cmd, place);
             let us = |c: f64| c / khz * 1000.0;
@@ -170,10 +240,11 @@ fn main() {
             }
         }
         print!(
-            "  round {}: I/O read in-process {:.0} forwarded {:.0}; MMIO read in-process {:.0} forwarded {:.0} mapped {:.0} cycles; interrupt in-process {:.1} server {:.1} µs\r\n",
+            "  round {}: I/O read in-process {:.0} forwarded {:.0} (socket round trip alone {:.0}); MMIO read in-process {:.0} forwarded {:.0} mapped {:.0} cycles; interrupt in-process {:.1} server {:.1} µs\r\n",
             r + 1,
             local.io[r],
             remote.io[r],
+            remote.socket_rt[r],
             local.mmio[r],
             remote.mmio[r],
             remote.mapped[r],
@@ -200,6 +271,13 @@ fn main() {
         &remote.mmio,
     );
     bench("vfio-user", "mapped", "mmio-read", "cycles", &remote.mapped);
+    bench(
+        "vfio-user",
+        "socket-rt",
+        "io-read",
+        "cycles",
+        &remote.socket_rt,
+    );
     bench("vfio-user", "in-process", "irq-latency", "µs", &local.irq);
     bench("vfio-user", "server", "irq-latency", "µs", &remote.irq);
     goal(
@@ -252,6 +330,12 @@ fn main() {
     ] {
         println!("{name:<34} {:>10.0} {:>10.2}", m(v), us(m(v)));
     }
+    println!(
+        "a REGION_READ round trip without a VM (bench process to device-server): {:.0} cycles, {:.2} µs; forwarded minus in-process I/O read: {:.0} cycles",
+        m(&remote.socket_rt),
+        us(m(&remote.socket_rt)),
+        m(&remote.io) - m(&local.io)
+    );
     println!(
         "forwarded / in-process: I/O {:.2}x, MMIO {:.2}x (goal: at most 2x); mapped / in-process MMIO {:.3}x (goal: no exit)",
         m(&remote.io) / m(&local.io),
