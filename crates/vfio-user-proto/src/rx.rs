@@ -327,8 +327,15 @@ impl Rx {
     }
 }
 
-/// One read of at least a byte into `buf`: polls (yielding the CPU, then a non-blocking
-/// read) for up to `poll`, then blocks (the socket's SO_RCVTIMEO bounds the wait: it then
+/// Non-blocking reads a poll makes between two yields while nothing else wants its CPU.
+const READS_PER_YIELD: u32 = 8;
+/// A yield that returns sooner than this ran nothing else: this thread has its CPU to
+/// itself (one `sched_yield` costs about 1 µs here; letting another task run costs at
+/// least two context switches).
+const ALONE: Duration = Duration::from_micros(2);
+
+/// One read of at least a byte into `buf`: polls (yielding the CPU, then non-blocking
+/// reads) for up to `poll`, then blocks (the socket's SO_RCVTIMEO bounds the wait: it then
 /// fails with WouldBlock). The end of the stream is [`Error::Closed`]'s
 /// `ConnectionReset`.
 ///
@@ -336,11 +343,20 @@ impl Rx {
 /// the request (or the reply) the peer must answer, so the first read would find nothing
 /// anyway, and when the peer shares this CPU the yield is what lets it run: reading
 /// first only delays that hand-over by one system call on each side of a round trip.
+/// When a yield comes back at once (nothing else wanted the CPU: the peer runs on
+/// another), the poll reads [`READS_PER_YIELD`] times before it yields again, so a
+/// message is seen one read after it lands rather than one read and one yield.
 fn read_into(fd: RawFd, buf: &mut [u8], poll: Duration) -> std::io::Result<Read> {
     if !poll.is_zero() {
         let until = Instant::now() + poll;
+        let mut reads = 0;
         loop {
-            std::thread::yield_now();
+            if reads == 0 {
+                let t = Instant::now();
+                std::thread::yield_now();
+                reads = if t.elapsed() < ALONE { READS_PER_YIELD } else { 1 };
+            }
+            reads -= 1;
             if let Some(r) = recv_some(fd, buf, libc::MSG_DONTWAIT)? {
                 return eof(r);
             }
