@@ -354,7 +354,11 @@ fn read_into(fd: RawFd, buf: &mut [u8], poll: Duration) -> std::io::Result<Read>
             if reads == 0 {
                 let t = Instant::now();
                 std::thread::yield_now();
-                reads = if t.elapsed() < ALONE { READS_PER_YIELD } else { 1 };
+                reads = if t.elapsed() < ALONE {
+                    READS_PER_YIELD
+                } else {
+                    1
+                };
             }
             reads -= 1;
             if let Some(r) = recv_some(fd, buf, libc::MSG_DONTWAIT)? {

@@ -3,8 +3,9 @@
 //!
 //! Every round boots four VMs (`kvmbus run`, one process each) in a fixed order, so
 //! drift of the machine hits every system alike: bar-bench with the irq-test in-process,
-//! bar-bench with it served by `kvmbus device-server` (a fresh server per VM), then
-//! irq-bench the same two ways. Each round prints one BENCH value per system.
+//! bar-bench with it served by `kvmbus device-server` (a fresh server per VM), a socket
+//! round trip without a VM, then irq-bench the same two ways. Each system gets one BENCH
+//! value per round (min / median / max over the rounds in the report).
 //!
 //! * **BAR read** (bar-bench guest): the mean cycles of one read of the ID register in a
 //!   timed loop of `READS` reads, through BAR0 (I/O) and BAR1 (MMIO): in-process (one
@@ -23,8 +24,9 @@
 //!   comes. The guest converts the host stamp to its own clock (it checks that its TSC
 //!   is the host's, or estimates the offset; see guests/bin/irq_bench.c). Goal: an
 //!   interrupt from the server costs what one from in-process does, in-process /
-//!   server latency ≥ 0.95.
-//!
+//!   server latency ≥ 0.95. (Which CPU the firing thread and the woken vCPU thread run
+//!   on, and whether that CPU was idle, moves this figure by tens of µs either way on a
+//!   2-CPU host: the medians over rounds matter, not one round.)
 //! * **Socket round trip** (no VM): the bench process itself sends `READS` REGION_READs
 //!   of BAR0's ID register to a fresh device-server (polling for each reply as the
 //!   vCPU thread does) and times them: what a forwarded read adds to an exit, at least.
