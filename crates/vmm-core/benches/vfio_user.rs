@@ -303,6 +303,15 @@ fn main() {
         "cycles",
         &remote.socket_rt,
     );
+    for (sys, metric, v) in [
+        ("in-process", "io-read-net", &local.io_net),
+        ("forwarded", "io-read-net", &remote.io_net),
+        ("in-process", "mmio-read-net", &local.mmio_net),
+        ("forwarded", "mmio-read-net", &remote.mmio_net),
+        ("mapped", "mmio-read-net", &remote.mapped_net),
+    ] {
+        bench("vfio-user", sys, metric, "cycles", v);
+    }
     bench("vfio-user", "in-process", "irq-latency", "µs", &local.irq);
     bench("vfio-user", "server", "irq-latency", "µs", &remote.irq);
     goal(
