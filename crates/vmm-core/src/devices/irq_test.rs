@@ -15,6 +15,17 @@
 //! | 0x18 | MODE | RW | 0 irqfd (the IrqHandle), 1 KVM_SIGNAL_MSI from the backend thread, 2 the userspace exit path: the VMM kicks the destination vCPU out of KVM_RUN and its thread injects |
 //! | 0x1C | PENDING_HI | R | high 32 bits of PENDING as of the last PENDING read |
 //! | 0x20 | INTX | RW | bit 0: the level of the INTx line (a device built [`IrqTest::with_intx`]; 0 and writes ignored otherwise) |
+//! | 0x24 | DELAY | RW | µs the backend thread waits after taking a FIRE request before it fires (at most [`MAX_DELAY_US`]) |
+//! | 0x28 | STAMP | R | low 32 bits of the host TSC read just before the last interrupt was raised; latches STAMP_HI |
+//! | 0x2C | STAMP_HI | R | high 32 bits of STAMP as of the last STAMP read |
+//! | 0x30 | TSC | R | low 32 bits of the host TSC now; latches TSC_HI |
+//! | 0x34 | TSC_HI | R | high 32 bits of TSC as of the last TSC read |
+//!
+//! DELAY, STAMP and TSC let a guest time an interrupt from the moment the device raises
+//! it (not from the FIRE write that asked for it, whose cost depends on where the device
+//! lives): with a DELAY longer than the FIRE write takes, the vCPU is back in the guest
+//! when the interrupt is raised, and STAMP minus the guest's offset to the host TSC
+//! (estimated from TSC reads) is the trigger time on the guest's clock.
 //!
 //! At most [`MAX_REQUESTS`] FIRE requests wait at once; a FIRE beyond that waits, on
 //! the vCPU that wrote it, until there is room (back-pressure on the asking guest, never a
@@ -52,6 +63,8 @@ const REGS_IO_SIZE: u64 = 64;
 const REGS_MEM_SIZE: u64 = 4096;
 /// FIRE requests that may wait at once.
 pub const MAX_REQUESTS: usize = 64;
+/// Largest DELAY (µs): teardown waits at most this for a sleeping backend.
+pub const MAX_DELAY_US: u32 = 10_000;
 
 #[derive(Default)]
 struct Regs {
@@ -67,6 +80,21 @@ struct Regs {
     closed: std::sync::atomic::AtomicBool,
     /// The INTx level the guest last wrote.
     intx: std::sync::atomic::AtomicBool,
+    /// DELAY: µs between taking a request and firing it.
+    delay_us: AtomicU32,
+    /// Host TSC just before the last interrupt was raised.
+    stamp: AtomicU64,
+    /// STAMP's high half, latched by a STAMP read.
+    stamp_hi: AtomicU32,
+    /// TSC's high half, latched by a TSC read.
+    tsc_hi: AtomicU32,
+}
+
+/// The host's time stamp counter.
+fn host_tsc() -> u64 {
+    // SAFETY: RDTSC has no preconditions on x86-64 (every such CPU has it; user mode may
+    // execute it unless CR4.TSD is set, which Linux does not do).
+    unsafe { core::arch::x86_64::_rdtsc() }
 }
 
 impl Regs {
@@ -83,6 +111,8 @@ struct Fire {
     mode: u32,
     message: Option<MsiMessage>,
     generation: u64,
+    /// µs to wait before firing.
+    delay_us: u32,
 }
 
 /// The irq-test function.
@@ -116,6 +146,7 @@ impl FiringStop {
             mode: 0,
             message: None,
             generation: 0,
+            delay_us: 0,
         });
         let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(t) = thread {
@@ -228,6 +259,7 @@ impl IrqTest {
         move || {
             r.vector.store(0, Ordering::Relaxed);
             r.mode.store(0, Ordering::Relaxed);
+            r.delay_us.store(0, Ordering::Relaxed);
             r.generation.fetch_add(1, Ordering::AcqRel);
             r.intx.store(false, Ordering::SeqCst);
             if let Some(l) = &intx {
@@ -260,6 +292,19 @@ impl IrqTest {
             0x14 => self.vectors as u32,
             0x18 => r.mode.load(Ordering::Relaxed),
             0x20 => u32::from(r.intx.load(Ordering::SeqCst)),
+            0x24 => r.delay_us.load(Ordering::Relaxed),
+            0x28 => {
+                let t = r.stamp.load(Ordering::Acquire);
+                r.stamp_hi.store((t >> 32) as u32, Ordering::Relaxed);
+                t as u32
+            }
+            0x2c => r.stamp_hi.load(Ordering::Relaxed),
+            0x30 => {
+                let t = host_tsc();
+                r.tsc_hi.store((t >> 32) as u32, Ordering::Relaxed);
+                t as u32
+            }
+            0x34 => r.tsc_hi.load(Ordering::Relaxed),
             _ => 0,
         }
     }
@@ -285,6 +330,7 @@ impl IrqTest {
                     mode,
                     message,
                     generation: r.generation.load(Ordering::Relaxed),
+                    delay_us: r.delay_us.load(Ordering::Relaxed),
                 };
                 // Back-pressure: blocks this vCPU while MAX_REQUESTS wait. The send fails
                 // only once the backend has ended (the device closed at teardown).
@@ -296,6 +342,7 @@ impl IrqTest {
                 r.generation.fetch_add(1, Ordering::AcqRel);
             }
             0x18 => r.mode.store(v.min(2), Ordering::Relaxed),
+            0x24 => r.delay_us.store(v.min(MAX_DELAY_US), Ordering::Relaxed),
             0x20 => {
                 if let Some(line) = &self.intx {
                     let high = v & 1 != 0;
@@ -327,7 +374,11 @@ fn backend(
     for f in rx.iter() {
         let mut left = f.count;
         let cancelled = || regs.cancelled(f.generation);
+        if f.delay_us > 0 && !cancelled() {
+            std::thread::sleep(std::time::Duration::from_micros(f.delay_us.into()));
+        }
         while left > 0 && !cancelled() {
+            regs.stamp.store(host_tsc(), Ordering::Release);
             match (f.mode, f.message, handles.get(f.vector as usize)) {
                 (1, Some(m), _) => {
                     let _ = chip.signal_msi(m);
@@ -521,6 +572,32 @@ mod tests {
         w(&mut d, 0x20, 0);
         assert_eq!(r(&mut d, 0x20), 0);
         assert_eq!(*levels.0.lock().unwrap(), [true, false]);
+    }
+
+    #[test]
+    fn a_delayed_fire_is_stamped_with_the_host_tsc_when_raised() {
+        let mut d = device();
+        let tsc = |d: &mut IrqTest| r(d, 0x30) as u64 | (r(d, 0x34) as u64) << 32;
+        let stamp = |d: &mut IrqTest| r(d, 0x28) as u64 | (r(d, 0x2c) as u64) << 32;
+        w(&mut d, 0x24, u32::MAX);
+        assert_eq!(r(&mut d, 0x24), MAX_DELAY_US, "DELAY is capped");
+        w(&mut d, 0x24, 20_000 / 2);
+        let t0 = Instant::now();
+        let before = tsc(&mut d);
+        w(&mut d, 0x08, 1);
+        assert!(until(|| r(&mut d, 0x0c) == 1));
+        let waited = t0.elapsed();
+        let after = tsc(&mut d);
+        let s = stamp(&mut d);
+        assert!(
+            waited >= Duration::from_millis(10),
+            "fired after {waited:?}, before its DELAY"
+        );
+        assert!(before < s && s <= after, "{before} < {s} <= {after}");
+        // TSC reads move forward; a reset clears DELAY.
+        assert!(tsc(&mut d) > after);
+        (d.resetter())();
+        assert_eq!(r(&mut d, 0x24), 0);
     }
 
     #[test]

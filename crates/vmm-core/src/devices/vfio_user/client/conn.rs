@@ -169,8 +169,9 @@ impl Conn {
         fds: &[RawFd],
     ) -> Option<std::result::Result<Message, u32>> {
         let chan = self.chan.as_mut()?;
-        let dma = self.replay.dma.clone();
-        let mut serve = |m: &Message| serve_dma(dma.as_ref(), m);
+        // Borrowed, not cloned: this is every forwarded access's path.
+        let dma = self.replay.dma.as_ref();
+        let mut serve = |m: &Message| serve_dma(dma, m);
         match chan.call(cmd, payload, fds, self.reply_timeout, &mut serve) {
             Ok(m) => Some(Ok(m)),
             Err(vu::Error::Peer { errno, .. }) => Some(Err(errno)),
