@@ -49,7 +49,7 @@ fn bare(cfg: &std::path::Path) -> (f64, f64) {
 
 fn main() {
     let n = scaled("EXITS", 300_000, 2_000);
-    let rounds = scaled("ROUNDS", 5, 1) as usize;
+    let rounds = scaled("ROUNDS", 9, 1) as usize;
     let dir = scratch("exits");
     let cfg = builtin_config(&dir, "pio-storm", 1, &format!("n={n}"), "");
 

@@ -9,7 +9,7 @@ use common::*;
 
 fn main() {
     let n = scaled("ACCESSES", 100_000, 1_000);
-    let rounds = scaled("ROUNDS", 5, 1) as usize;
+    let rounds = scaled("ROUNDS", 9, 1) as usize;
     let dir = scratch("cam");
     let cmdline = format!("n={n}");
     let cfg = builtin_config(&dir, "cam-storm", 1, &cmdline, "");
