@@ -70,6 +70,8 @@ cmd="bash scripts/bench.sh"
         echo
     fi
     target/release/examples/bench_report "$out" "${logs[@]}"
+    echo
+    cat docs/bench-goals.md
 } >"$out/BENCHMARKS.md.tmp"
 mv "$out/BENCHMARKS.md.tmp" "$out/BENCHMARKS.md"
 echo "bench.sh: wrote $out/BENCHMARKS.md in ${elapsed} s" >&2
