@@ -279,31 +279,13 @@ fn main() {
         std::io::stdout().flush().unwrap();
     }
 
-    bench("vfio-user", "in-process", "io-read", "cycles", &local.io);
-    bench("vfio-user", "forwarded", "io-read", "cycles", &remote.io);
-    bench(
-        "vfio-user",
-        "in-process",
-        "mmio-read",
-        "cycles",
-        &local.mmio,
-    );
-    bench(
-        "vfio-user",
-        "forwarded",
-        "mmio-read",
-        "cycles",
-        &remote.mmio,
-    );
-    bench("vfio-user", "mapped", "mmio-read", "cycles", &remote.mapped);
-    bench(
-        "vfio-user",
-        "socket-rt",
-        "io-read",
-        "cycles",
-        &remote.socket_rt,
-    );
     for (sys, metric, v) in [
+        ("in-process", "io-read", &local.io),
+        ("forwarded", "io-read", &remote.io),
+        ("in-process", "mmio-read", &local.mmio),
+        ("forwarded", "mmio-read", &remote.mmio),
+        ("mapped", "mmio-read", &remote.mapped),
+        ("socket-rt", "io-read", &remote.socket_rt),
         ("in-process", "io-read-net", &local.io_net),
         ("forwarded", "io-read-net", &remote.io_net),
         ("in-process", "mmio-read-net", &local.mmio_net),
