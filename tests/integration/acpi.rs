@@ -89,13 +89,7 @@ fn power_off_through_pm1a_cnt_exits_0() {
 /// Runs built-in `guest` under QEMU 7.2 (q35: PM base 0x600 as kvmbus; the TSC frequency
 /// leaf offered so the guests time themselves as under kvmbus).
 fn qemu(name: &str, guest: &str, smp: u32, cmdline: &str) -> std::process::Output {
-    if Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        panic!("qemu-system-x86_64 is not installed (scripts/setup.sh installs it)");
-    }
+    require_qemu();
     let d = scratch(name);
     let img = d.join(format!("{guest}.elf"));
     std::fs::write(

@@ -212,21 +212,9 @@ fn same_elf_boots_on_qemu_with_the_same_serial_output() {
     if !kvm_or_skip("same_elf_boots_on_qemu_with_the_same_serial_output") {
         return;
     }
-    if Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        panic!("qemu-system-x86_64 is not installed (.ci/run installs it)");
-    }
+    require_qemu();
     let d = scratch("qemu");
-    let img = d.join("hello.elf");
-    assert!(kvmbus()
-        .args(["image", "hello"])
-        .arg(&img)
-        .status()
-        .unwrap()
-        .success());
+    let img = guest_elf(&d, "hello");
     let ours = run_with_deadline(
         kvmbus()
             .arg("run")

@@ -58,6 +58,47 @@ pub fn multiboot(name: &str, img: &std::path::Path, vcpus: u32, cmdline: &str) -
     )
 }
 
+/// Panics unless QEMU is installed: the side-by-side tests need it (`scripts/setup.sh`
+/// installs it).
+pub fn require_qemu() {
+    let found = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok();
+    assert!(
+        found,
+        "qemu-system-x86_64 is not installed (scripts/setup.sh installs it)"
+    );
+}
+
+/// Writes built-in `guest` into `dir` as a multiboot ELF file, with `kvmbus image`.
+pub fn guest_elf(dir: &std::path::Path, guest: &str) -> PathBuf {
+    let img = dir.join(format!("{guest}.elf"));
+    let ok = kvmbus()
+        .args(["image", guest])
+        .arg(&img)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kvmbus image {guest}");
+    img
+}
+
+/// Runs kvmbus on a config in `dir` booting the image file `img` with `vcpus` and
+/// `cmdline` ([`multiboot`]); `extra` follows `[boot]`. Killed after `limit`.
+pub fn run_multiboot(
+    dir: &std::path::Path,
+    name: &str,
+    img: &std::path::Path,
+    vcpus: u32,
+    cmdline: &str,
+    extra: &str,
+    limit: Duration,
+) -> Output {
+    let body = format!("{}{extra}", multiboot(name, img, vcpus, cmdline));
+    run_with_deadline(kvmbus().arg("run").arg(config(dir, name, &body)), limit)
+}
+
 /// Runs `cmd` to completion, killing it after `limit` (then panics: a hang is a failure).
 pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Output {
     let mut child = cmd

@@ -9,28 +9,6 @@ use crate::common::*;
 
 const T: Duration = Duration::from_secs(90);
 
-fn qemu_or_panic() {
-    if Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        panic!("qemu-system-x86_64 is not installed (scripts/setup.sh installs it)");
-    }
-}
-
-/// Writes built-in `guest` as an ELF into `dir`.
-fn image(dir: &Path, guest: &str) -> std::path::PathBuf {
-    let img = dir.join(format!("{guest}.elf"));
-    assert!(kvmbus()
-        .args(["image", guest])
-        .arg(&img)
-        .status()
-        .unwrap()
-        .success());
-    img
-}
-
 /// Runs QEMU 7.2 on `img` as kvm-unit-tests does, with `extra` arguments.
 fn qemu(img: &Path, smp: u32, extra: &[&str]) -> Output {
     run_with_deadline(
@@ -46,10 +24,9 @@ fn qemu(img: &Path, smp: u32, extra: &[&str]) -> Output {
     )
 }
 
-/// Runs kvmbus on a config in `dir` booting `img` with `vcpus`; `extra` is appended.
+/// kvmbus booting `img` from a file in `dir`; `extra` follows `[boot]`.
 fn ours(dir: &Path, name: &str, img: &Path, vcpus: u32, cmdline: &str, extra: &str) -> Output {
-    let body = format!("{}{extra}", multiboot(name, img, vcpus, cmdline));
-    run_with_deadline(kvmbus().arg("run").arg(config(dir, name, &body)), T)
+    run_multiboot(dir, name, img, vcpus, cmdline, extra, T)
 }
 
 fn same(ours: &Output, qemu: &Output) {
@@ -68,9 +45,9 @@ fn fwcfg_check_reads_the_same_as_on_qemu() {
     if !kvm_or_skip("fwcfg_check_reads_the_same_as_on_qemu") {
         return;
     }
-    qemu_or_panic();
+    require_qemu();
     let d = scratch("fwcfg");
-    let img = image(&d, "fwcfg-check");
+    let img = guest_elf(&d, "fwcfg-check");
     let blob: Vec<u8> = (0..3000u32).map(|i| (i * 7 + i / 256) as u8).collect();
     std::fs::write(d.join("blob.bin"), &blob).unwrap();
     let extra = "[debug_exit]\niobase = 0xf4\niosize = 4\n\
@@ -117,9 +94,9 @@ fn multiboot_modules_are_seen_as_on_qemu() {
     if !kvm_or_skip("multiboot_modules_are_seen_as_on_qemu") {
         return;
     }
-    qemu_or_panic();
+    require_qemu();
     let d = scratch("mods");
-    let img = image(&d, "mods-check");
+    let img = guest_elf(&d, "mods-check");
     std::fs::write(d.join("env.txt"), "NR_CPUS=1\nMEMSIZE=64\n").unwrap();
     std::fs::write(d.join("blob.bin"), vec![0xa5u8; 5000]).unwrap();
     let extra =
@@ -150,9 +127,9 @@ fn cpuid_is_what_qemu_cpu_host_shows() {
     if !kvm_or_skip("cpuid_is_what_qemu_cpu_host_shows") {
         return;
     }
-    qemu_or_panic();
+    require_qemu();
     let d = scratch("cpuid");
-    let img = image(&d, "cpuid-dump");
+    let img = guest_elf(&d, "cpuid-dump");
     let k = ours(&d, "cpuid", &img, 2, "", "");
     let q = qemu(&img, 2, &[]);
     assert!(

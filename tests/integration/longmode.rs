@@ -3,7 +3,7 @@
 //! the suite's QEMU flags: the same verdict lines and the same exit status. Also the
 //! reset control register 0xCF9.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -11,30 +11,10 @@ use crate::common::*;
 
 const T: Duration = Duration::from_secs(120);
 
-/// Writes built-in `guest` as an ELF into `dir`.
-fn image(dir: &Path, guest: &str) -> PathBuf {
-    let img = dir.join(format!("{guest}.elf"));
-    let ok = kvmbus()
-        .args(["image", guest])
-        .arg(&img)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kvmbus image {guest}");
-    img
-}
-
 /// QEMU 7.2 as kvm-unit-tests' x86/run starts it (display off instead of VNC), with
 /// `extra` arguments.
 fn qemu(img: &Path, smp: u32, extra: &[&str]) -> Output {
-    let found = Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_ok();
-    assert!(
-        found,
-        "qemu-system-x86_64 is missing (scripts/setup.sh installs it)"
-    );
+    require_qemu();
     run_with_deadline(
         Command::new("qemu-system-x86_64")
             .args(["-nodefaults", "-device", "pc-testdev"])
@@ -55,10 +35,9 @@ fn qemu(img: &Path, smp: u32, extra: &[&str]) -> Output {
     )
 }
 
-/// kvmbus booting `img` from a file with `vcpus`; `extra` is appended to `[boot]`.
+/// kvmbus booting `img` from a file in `dir`; `extra` follows `[boot]`.
 fn ours(dir: &Path, name: &str, img: &Path, vcpus: u32, cmdline: &str, extra: &str) -> Output {
-    let body = format!("{}{extra}", multiboot(name, img, vcpus, cmdline));
-    run_with_deadline(kvmbus().arg("run").arg(config(dir, name, &body)), T)
+    run_multiboot(dir, name, img, vcpus, cmdline, extra, T)
 }
 
 /// Every line but the "info:" ones (timings, and values known to differ).
@@ -96,7 +75,7 @@ fn same_and_passing(k: &Output, q: &Output) {
 #[test]
 fn long_mode_images_are_elf32_at_4_mib_with_a_flags_0_multiboot_header() {
     let d = scratch("lm-image");
-    let img = std::fs::read(image(&d, "lm-check")).unwrap();
+    let img = std::fs::read(guest_elf(&d, "lm-check")).unwrap();
     assert_eq!(&img[..4], b"\x7fELF");
     assert_eq!(img[4], 1, "ELF32");
     assert_eq!(u16::from_le_bytes([img[18], img[19]]), 3, "i386");
@@ -115,7 +94,7 @@ fn lm_check_passes_and_prints_what_qemu_prints() {
         return;
     }
     let d = scratch("lm-check");
-    let img = image(&d, "lm-check");
+    let img = guest_elf(&d, "lm-check");
     std::fs::write(d.join("env"), "NR_CPUS=1\nLMTEST=yes\n").unwrap();
     let k = ours(
         &d,
@@ -157,7 +136,7 @@ fn lm_smp_brings_every_cpu_to_long_mode_and_ipis_as_on_qemu() {
         return;
     }
     let d = scratch("lm-smp");
-    let img = image(&d, "lm-smp");
+    let img = guest_elf(&d, "lm-smp");
     for n in [1, 2, 4] {
         let k = ours(&d, &format!("smp{n}"), &img, n, "", "");
         let q = qemu(&img, n, &[]);
@@ -184,7 +163,7 @@ fn lm_timer_fires_in_tsc_deadline_mode_as_on_qemu() {
         return;
     }
     let d = scratch("lm-timer");
-    let img = image(&d, "lm-timer");
+    let img = guest_elf(&d, "lm-timer");
     let k = ours(&d, "timer", &img, 1, "", "");
     // kvm-unit-tests' unittests.cfg runs its tscdeadline tests with this CPU.
     let q = qemu(&img, 1, &["-cpu", "qemu64,+x2apic,+tsc-deadline"]);
@@ -206,7 +185,7 @@ fn a_reset_request_at_0xcf9_ends_the_vm_with_code_4() {
         return;
     }
     let d = scratch("lm-reset");
-    let img = image(&d, "lm-reset");
+    let img = guest_elf(&d, "lm-reset");
     let k = ours(&d, "reset", &img, 1, "", "");
     // QEMU reboots on a reset; with -no-reboot it exits 0 instead.
     let q = qemu(&img, 1, &["-no-reboot"]);

@@ -87,13 +87,7 @@ fn the_same_guest_sees_the_same_devices_under_qemu() {
         return;
     }
     let d = scratch("testdev-qemu");
-    let img = d.join("testdev-check.elf");
-    assert!(kvmbus()
-        .args(["image", "testdev-check"])
-        .arg(&img)
-        .status()
-        .unwrap()
-        .success());
+    let img = guest_elf(&d, "testdev-check");
     let ours = run_with_deadline(
         kvmbus()
             .arg("run")
