@@ -38,6 +38,22 @@ fn opts(path: &std::path::Path) -> ClientOptions {
     }
 }
 
+/// Connects with MSI/MSI-X vectors from `vectors` only: no DMA, no mapped regions, no INTx.
+fn connect_msi(
+    o: &ClientOptions,
+    vectors: &mut dyn FnMut(u16) -> Result<Vec<IrqHandle>>,
+) -> Result<VfioUserDevice> {
+    VfioUserDevice::connect(
+        o,
+        Wiring {
+            vectors,
+            dma: None,
+            mapper: None,
+            intx: None,
+        },
+    )
+}
+
 /// Serves `served` for `connections` clients in a thread; each accepted stream is also
 /// sent back so a test can cut it.
 fn spawn_server(
@@ -106,16 +122,7 @@ fn the_served_irq_test_reads_fires_dies_and_comes_back() {
         asked = n;
         Ok(given.clone())
     };
-    let mut dev = VfioUserDevice::connect(
-        &opts(&path),
-        Wiring {
-            vectors: &mut vectors,
-            dma: None,
-            mapper: None,
-            intx: None,
-        },
-    )
-    .unwrap();
+    let mut dev = connect_msi(&opts(&path), &mut vectors).unwrap();
     assert_eq!(asked, 8);
     let mut id = [0u8; 4];
     dev.config_read(0, &mut id);
@@ -204,16 +211,7 @@ fn device_reset_at_attach_on_request_and_on_flr_resets_the_served_model() {
     let connect = || {
         let hs = handles(8);
         let mut vectors = move |_n: u16| Ok(hs.clone());
-        VfioUserDevice::connect(
-            &opts(&path),
-            Wiring {
-                vectors: &mut vectors,
-                dma: None,
-                mapper: None,
-                intx: None,
-            },
-        )
-        .unwrap()
+        connect_msi(&opts(&path), &mut vectors).unwrap()
     };
     let mut dev = connect();
     w32(&mut dev, 0, 0x04, 5);
@@ -344,16 +342,7 @@ fn no_vectors(_n: u16) -> Result<Vec<IrqHandle>> {
 }
 
 fn try_connect(path: &std::path::Path) -> Result<VfioUserDevice> {
-    let mut v = no_vectors;
-    VfioUserDevice::connect(
-        &opts(path),
-        Wiring {
-            vectors: &mut v,
-            dma: None,
-            mapper: None,
-            intx: None,
-        },
-    )
+    connect_msi(&opts(path), &mut no_vectors)
 }
 
 #[test]
@@ -403,16 +392,7 @@ fn malformed_servers_are_errors_not_panics() {
     // No socket at all: a bounded wait.
     let mut o = opts(&sock("absent"));
     o.connect_timeout = Duration::from_millis(200);
-    let mut v = no_vectors;
-    let r = VfioUserDevice::connect(
-        &o,
-        Wiring {
-            vectors: &mut v,
-            dma: None,
-            mapper: None,
-            intx: None,
-        },
-    );
+    let r = connect_msi(&o, &mut no_vectors);
     assert!(r.is_err());
     for p in [p, p2, p3, p4] {
         let _ = std::fs::remove_file(p);
