@@ -4,6 +4,25 @@ use std::time::{Duration, Instant};
 
 use crate::model::Snapshot;
 
+/// Appends histogram `name{labels}`: `buckets` (le, count), `sum` and the `+Inf` bucket as
+/// the count, each times `step + 1`.
+fn histogram(
+    t: &mut String,
+    name: &str,
+    labels: &str,
+    buckets: &[(&str, u64)],
+    sum: f64,
+    step: u64,
+) {
+    let k = step + 1;
+    for (le, c) in buckets {
+        *t += &format!("{name}_bucket{{{labels},le=\"{le}\"}} {}\n", c * k);
+    }
+    *t += &format!("{name}_sum{{{labels}}} {}\n", sum * k as f64);
+    let count = buckets.last().map_or(0, |&(_, c)| c);
+    *t += &format!("{name}_count{{{labels}}} {}\n", count * k);
+}
+
 /// The text at time `step` (0 or 1); counters grow by a known amount per step.
 pub(crate) fn text(step: u64) -> String {
     let n = |base: u64, per_s: u64| base + per_s * step;
@@ -44,24 +63,18 @@ pub(crate) fn text(step: u64) -> String {
         );
     }
     t += "# TYPE kvmbus_vcpu_exit_handle_seconds histogram\n";
-    for (le, c) in [
-        ("0.000001", 0),
-        ("0.000002", 10),
-        ("0.000005", 20),
-        ("+Inf", 20),
-    ] {
-        t += &format!(
-            "kvmbus_vcpu_exit_handle_seconds_bucket{{vm=\"demo\",vcpu=\"0\",reason=\"io_out\",le=\"{le}\"}} {}\n",
-            c * (step + 1)
-        );
-    }
-    t += &format!(
-        "kvmbus_vcpu_exit_handle_seconds_sum{{vm=\"demo\",vcpu=\"0\",reason=\"io_out\"}} {}\n",
-        0.00006 * (step + 1) as f64
-    );
-    t += &format!(
-        "kvmbus_vcpu_exit_handle_seconds_count{{vm=\"demo\",vcpu=\"0\",reason=\"io_out\"}} {}\n",
-        20 * (step + 1)
+    histogram(
+        &mut t,
+        "kvmbus_vcpu_exit_handle_seconds",
+        "vm=\"demo\",vcpu=\"0\",reason=\"io_out\"",
+        &[
+            ("0.000001", 0),
+            ("0.000002", 10),
+            ("0.000005", 20),
+            ("+Inf", 20),
+        ],
+        0.00006,
+        step,
     );
     t += &format!(
         "kvmbus_irq_triggers_total{{vm=\"demo\",device=\"hypercall-gw\",vector=\"0\"}} {}\n",
@@ -97,24 +110,18 @@ pub(crate) fn text(step: u64) -> String {
         "kvmbus_hypercalls_total{{vm=\"demo\",nr=\"256\",path=\"ring\",status=\"ok\"}} {}\n",
         n(0, 50)
     );
-    for (le, c) in [
-        ("0.000005", 0),
-        ("0.00001", 100),
-        ("0.00002", 200),
-        ("+Inf", 200),
-    ] {
-        t += &format!(
-            "kvmbus_hypercall_seconds_bucket{{vm=\"demo\",nr=\"1\",path=\"sync\",le=\"{le}\"}} {}\n",
-            c * (step + 1)
-        );
-    }
-    t += &format!(
-        "kvmbus_hypercall_seconds_sum{{vm=\"demo\",nr=\"1\",path=\"sync\"}} {}\n",
-        0.002 * (step + 1) as f64
-    );
-    t += &format!(
-        "kvmbus_hypercall_seconds_count{{vm=\"demo\",nr=\"1\",path=\"sync\"}} {}\n",
-        200 * (step + 1)
+    histogram(
+        &mut t,
+        "kvmbus_hypercall_seconds",
+        "vm=\"demo\",nr=\"1\",path=\"sync\"",
+        &[
+            ("0.000005", 0),
+            ("0.00001", 100),
+            ("0.00002", 200),
+            ("+Inf", 200),
+        ],
+        0.002,
+        step,
     );
     t += &format!(
         "kvmbus_unclaimed_accesses_total{{vm=\"demo\",space=\"pio\",dir=\"read\"}} {}\n",
@@ -132,24 +139,18 @@ pub(crate) fn text(step: u64) -> String {
     t += &format!("kvmbus_vfio_user_forwarded_accesses_total{{{vu},dir=\"write\"}} 7\n");
     t += &format!("kvmbus_vfio_user_dropped_accesses_total{{{vu}}} 3\n");
     t += &format!("kvmbus_vfio_user_reconnects_total{{{vu}}} 1\n");
-    for (le, c) in [
-        ("0.00001", 0),
-        ("0.00005", 1500),
-        ("0.0001", 2000),
-        ("+Inf", 2000),
-    ] {
-        t += &format!(
-            "kvmbus_vfio_user_round_trip_seconds_bucket{{{vu},le=\"{le}\"}} {}\n",
-            c * (step + 1)
-        );
-    }
-    t += &format!(
-        "kvmbus_vfio_user_round_trip_seconds_sum{{{vu}}} {}\n",
-        0.08 * (step + 1) as f64
-    );
-    t += &format!(
-        "kvmbus_vfio_user_round_trip_seconds_count{{{vu}}} {}\n",
-        2000 * (step + 1)
+    histogram(
+        &mut t,
+        "kvmbus_vfio_user_round_trip_seconds",
+        vu,
+        &[
+            ("0.00001", 0),
+            ("0.00005", 1500),
+            ("0.0001", 2000),
+            ("+Inf", 2000),
+        ],
+        0.08,
+        step,
     );
     t
 }
