@@ -49,15 +49,20 @@ pub(crate) struct RelayHandle {
     events: Sender<RelayEvent>,
     stop: Arc<EventFd>,
     threads: Vec<JoinHandle<()>>,
+    /// The socket file, removed once the acceptor has stopped.
+    socket: Option<PathBuf>,
 }
 
 impl RelayHandle {
-    /// Stops both threads.
+    /// Stops both threads and removes the socket file.
     pub fn stop(&mut self) {
         let _ = self.stop.write(1);
         let _ = self.events.send(RelayEvent::Stop);
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        if let Some(p) = self.socket.take() {
+            let _ = std::fs::remove_file(p);
         }
     }
 }
@@ -88,6 +93,7 @@ pub(crate) fn spawn_relay(p: RelayParams) -> Result<RelayHandle> {
         .spawn(move || accept_loop(listener, stop2, ev2, timeout.min(HELLO_DEADLINE), check))
         .map_err(|e| Error::Spawn(name, e))?;
     let name = format!("hcgw-relay-{:#x}", p.first_nr);
+    let socket = Some(p.socket.clone());
     let relay = Relay {
         rec: Recorder::new(&p.vm),
         p,
@@ -106,6 +112,7 @@ pub(crate) fn spawn_relay(p: RelayParams) -> Result<RelayHandle> {
         events: ev_tx,
         stop,
         threads: vec![acceptor, main],
+        socket,
     })
 }
 

@@ -225,6 +225,7 @@ fn the_backend_socket_is_private_and_not_taken_over() {
         std::error::Error::source(&e)
     );
     gw.shutdown();
+    assert!(!path.exists(), "the socket file goes with the gateway");
     let file = sock_path("regular");
     std::fs::write(&file, b"keep").unwrap();
     assert!(Gateway::new(
