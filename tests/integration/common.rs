@@ -126,6 +126,12 @@ pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Output {
 
 /// Reads `child`'s stdout until `needle` appears (or panics after `limit`).
 pub fn wait_for_output(child: &mut Child, needle: &str, limit: Duration) -> String {
+    wait_for_count(child, needle, 1, limit)
+}
+
+/// Reads `child`'s stdout until `needle` has appeared `n` times (or panics after
+/// `limit`).
+pub fn wait_for_count(child: &mut Child, needle: &str, n: usize, limit: Duration) -> String {
     let stdout = child.stdout.as_mut().expect("piped stdout");
     let fd = std::os::fd::AsRawFd::as_raw_fd(stdout);
     // SAFETY: `fd` is the child's stdout pipe, owned by `child` for the whole call;
@@ -140,13 +146,13 @@ pub fn wait_for_output(child: &mut Child, needle: &str, limit: Duration) -> Stri
             Ok(n) => seen.extend_from_slice(&buf[..n]),
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
-        if String::from_utf8_lossy(&seen).contains(needle) {
+        if String::from_utf8_lossy(&seen).matches(needle).count() >= n {
             return String::from_utf8_lossy(&seen).into_owned();
         }
     }
     let _ = child.kill();
     panic!(
-        "'{needle}' did not appear within {limit:?}; output:\n{}",
+        "'{needle}' did not appear {n} times within {limit:?}; output:\n{}",
         String::from_utf8_lossy(&seen)
     );
 }

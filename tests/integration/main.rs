@@ -17,5 +17,6 @@ mod load;
 mod longmode;
 mod monitor;
 mod pci;
+mod reboot;
 mod testdev;
 mod vfio_user;

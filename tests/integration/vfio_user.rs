@@ -22,7 +22,7 @@ use vmm_sys_util::eventfd::EventFd;
 use crate::common::*;
 
 /// A child process killed when dropped (also when the test panics).
-struct Reaped(Child);
+pub(crate) struct Reaped(pub(crate) Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
@@ -63,7 +63,7 @@ fn vm(dir: &Path, guest: &str, cmdline: &str) -> (Vm, PathBuf) {
     (Vm::new(config).expect("vm"), serial)
 }
 
-const BDF: &str = "00:04.0";
+pub(crate) const BDF: &str = "00:04.0";
 
 #[test]
 fn irq_check_passes_against_the_device_server() {
@@ -176,7 +176,7 @@ fn a_killed_server_reads_all_ones_and_comes_back() {
 
 /// The rust-vmm `vfio-user` crate's gpio example (a server nobody here wrote), built
 /// from the crate's fetched source (fetched with `cargo info` if absent).
-fn gpio_example() -> PathBuf {
+pub(crate) fn gpio_example() -> PathBuf {
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
@@ -243,6 +243,7 @@ fn the_rust_vmm_gpio_example_serves_our_client() {
             socket: sock.clone(),
             connect_timeout: Duration::from_secs(20),
             reply_timeout: Duration::from_secs(2),
+            held: None,
         },
         Wiring {
             vectors: &mut no_vectors,

@@ -136,6 +136,11 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
         "Seconds since the VM started.",
     ),
     (
+        VM_REBOOTS,
+        Kind::Counter,
+        "Machine resets (reset requests, triple faults) the VM rebooted on.",
+    ),
+    (
         IRQ_ROUTE_SPILLS,
         Kind::Counter,
         "Vectors delivered with KVM_SIGNAL_MSI because KVM's routing table was full.",

@@ -63,6 +63,8 @@ pub const VM_VCPUS: &str = "kvmbus_vm_vcpus";
 pub const VM_MEMORY_BYTES: &str = "kvmbus_vm_memory_bytes";
 /// Gauge: seconds since the VM started, by `vm`.
 pub const VM_UPTIME_SECONDS: &str = "kvmbus_vm_uptime_seconds";
+/// Counter: machine resets the VM rebooted on (`[vm] on_reset = "reboot"`), by `vm`.
+pub const VM_REBOOTS: &str = "kvmbus_vm_reboots_total";
 /// Prefix of KVM's own per-vCPU binary statistics, e.g. `kvmbus_kvm_vcpu_exits_total`,
 /// by `vm`, `vcpu`.
 pub const KVM_VCPU_PREFIX: &str = "kvmbus_kvm_vcpu_";

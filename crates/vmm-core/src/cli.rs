@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use vmm_core::config::{self, Config, SerialOutput};
 use vmm_core::control::exit_code;
-use vmm_core::vm::{self, RunOptions, Vm};
+use vmm_core::reboot::Machine;
+use vmm_core::vm::{self, RunOptions};
 use vmm_core::Error;
 
 /// kvmbus: a KVM virtual machine monitor where PCI is emulated in userspace, interrupts
@@ -272,7 +273,9 @@ fn run(
         vmm_core::logger::init(None);
     }
     vmm_core::startup::mark("logger");
-    let vm = match Vm::new(config) {
+    // The machine reboots on a guest's reset when `[vm] on_reset = "reboot"`.
+    let machine = std::sync::Arc::new(Machine::new(config));
+    let vm = match machine.build() {
         Ok(vm) => vm,
         Err(e) => return fail(&e),
     };
@@ -282,7 +285,7 @@ fn run(
         Err(code) => return code,
     };
     let dashboard = match (&exporter, tui) {
-        (Some(exp), true) => Some(spawn_dashboard(exp.clone(), vm.control.clone())),
+        (Some(exp), true) => Some(spawn_dashboard(exp.clone(), machine.clone())),
         _ => None,
     };
     let opts = RunOptions {
@@ -292,7 +295,7 @@ fn run(
             .then(|| std::time::Duration::from_secs(1)),
         async_teardown: !sync_teardown,
     };
-    let result = vm.run(&opts);
+    let result = machine.run(vm, &opts);
     if let Some(Err(e)) = sd.as_ref().map(monitor::SdRegistration::remove) {
         eprintln!("kvmbus: {e}");
     }
@@ -361,7 +364,7 @@ fn sd_register(
 /// Runs the in-process dashboard on its own thread; quitting it stops the VM.
 fn spawn_dashboard(
     exporter: monitor::Exporter,
-    control: std::sync::Arc<vmm_core::control::VmControl>,
+    machine: std::sync::Arc<Machine>,
 ) -> (
     crossbeam_channel::Sender<()>,
     std::thread::JoinHandle<monitor::Result<()>>,
@@ -369,7 +372,7 @@ fn spawn_dashboard(
     let (tx, rx) = crossbeam_channel::bounded(1);
     let thread = std::thread::spawn(move || {
         let r = monitor::run_tui(exporter.into(), monitor::TuiOptions::default(), rx);
-        control.request_stop(vmm_core::control::StopReason::Quit);
+        machine.request_stop(vmm_core::control::StopReason::Quit);
         r
     });
     (tx, thread)

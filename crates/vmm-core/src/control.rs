@@ -26,8 +26,9 @@ pub enum StopReason {
         /// What KVM said.
         detail: String,
     },
-    /// The guest asked for a machine reset (the reset control register 0xCF9); kvmbus
-    /// has none, so the VM ends (as QEMU's `-no-reboot`). The text says how.
+    /// The guest asked for a machine reset (the reset control register 0xCF9). With
+    /// `[vm] on_reset = "exit"` (the default) the VM ends, as with QEMU's `-no-reboot`;
+    /// with "reboot" it boots again. The text says how.
     Reset(String),
     /// SIGINT or SIGTERM.
     Signal(i32),
@@ -69,6 +70,12 @@ impl StopReason {
         }
     }
 
+    /// A machine reset on a PC: a reset request or a triple fault (which QEMU also
+    /// answers with a reboot unless `-no-reboot`).
+    pub fn is_reset(&self) -> bool {
+        matches!(self, StopReason::Reset(_) | StopReason::TripleFault { .. })
+    }
+
     /// A one-line description for stderr.
     pub fn describe(&self) -> String {
         match self {
@@ -76,7 +83,7 @@ impl StopReason {
             StopReason::PowerOff => "guest powered off".into(),
             StopReason::TripleFault { vcpu } => format!("vcpu {vcpu} triple-faulted (shutdown)"),
             StopReason::GuestFault { vcpu, detail } => format!("vcpu {vcpu}: {detail}"),
-            StopReason::Reset(how) => format!("reset requested ({how}); kvmbus has no reset"),
+            StopReason::Reset(how) => format!("reset requested ({how})"),
             StopReason::Signal(s) => format!("stopped by signal {s}"),
             StopReason::Quit => "stopped from the dashboard".into(),
             StopReason::VmmError(e) => format!("vmm error: {e}"),
@@ -193,6 +200,25 @@ mod tests {
         assert_eq!(StopReason::PowerOff.exit_code(), 0);
         assert_eq!(StopReason::TripleFault { vcpu: 1 }.exit_code(), 4);
         assert_eq!(StopReason::Signal(15).exit_code(), 143);
+    }
+
+    #[test]
+    fn reset_requests_and_triple_faults_are_machine_resets() {
+        assert!(StopReason::Reset("cf9".into()).is_reset());
+        assert!(StopReason::TripleFault { vcpu: 0 }.is_reset());
+        for r in [
+            StopReason::DebugExit(0),
+            StopReason::PowerOff,
+            StopReason::GuestFault {
+                vcpu: 0,
+                detail: "emulation failure".into(),
+            },
+            StopReason::Signal(15),
+            StopReason::Quit,
+            StopReason::VmmError("x".into()),
+        ] {
+            assert!(!r.is_reset(), "{r:?}");
+        }
     }
 
     #[test]

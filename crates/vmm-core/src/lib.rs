@@ -21,6 +21,7 @@ pub mod memory;
 #[cfg(test)]
 mod metric_names;
 pub mod pci;
+pub mod reboot;
 pub mod signals;
 pub mod startup;
 pub mod teardown;

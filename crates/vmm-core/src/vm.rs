@@ -16,7 +16,9 @@ use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
 
 use crate::bus::{Bus, Space};
 use crate::config::Config;
+use crate::config::OnReset;
 use crate::control::{StopReason, VmControl};
+use crate::devices::vfio_user::client::HeldConnections;
 use crate::devices::wiring::{Services, VmHooks, Wiring};
 use crate::inject::ExitInjector;
 use crate::machine::{self, KvmLines};
@@ -69,6 +71,12 @@ pub struct Vm {
 impl Vm {
     /// Builds the VM: KVM, memory, the guest image, platform and PCI devices, vCPUs.
     pub fn new(config: Config) -> Result<Vm> {
+        Vm::build(config, None)
+    }
+
+    /// [`Vm::new`] for one boot of a machine that reboots ([`crate::reboot`]): device
+    /// connections are taken from and parked in `held`.
+    pub fn build(config: Config, held: Option<&HeldConnections>) -> Result<Vm> {
         let kvm = open_kvm()?;
         check_vcpus(&config, &kvm)?;
         mark("kvm opened");
@@ -103,6 +111,7 @@ impl Vm {
             injector: &injector,
             vm: &hooks,
             services: &mut services,
+            held,
         };
         for device in &config.platform {
             device.build(&mut w)?;
@@ -218,10 +227,12 @@ impl Vm {
             ram,
             _kvm,
         } = self;
+        // A reboot follows: the kernel's teardown is waited for, so that boots never
+        // pile up teardown children.
+        let reboots = config.on_reset == OnReset::Reboot && reason.is_reset();
         drop((config, services, pci, pio, mmio, control, injector, vcpus));
         mark("devices and buses released");
-        let handoff = opts
-            .async_teardown
+        let handoff = (opts.async_teardown && !reboots)
             .then(|| teardown::hand_off(&*vm_fd, startup::tracing()))
             .flatten();
         drop(vm_fd);

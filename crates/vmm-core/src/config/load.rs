@@ -17,7 +17,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::cx::{ParseCx, Value};
-use super::schema::{BootKind, BootSource, Config, ModuleSource, Places, SerialOutput};
+use super::schema::{BootKind, BootSource, Config, ModuleSource, OnReset, Places, SerialOutput};
 use super::ConfigError;
 use crate::devices::registry;
 
@@ -44,6 +44,7 @@ struct RawVm {
     name: Option<Spanned<String>>,
     vcpus: Option<Spanned<i64>>,
     memory_mib: Option<Spanned<i64>>,
+    on_reset: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -192,6 +193,19 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
     if let Some(v) = &vm.memory_mib {
         places.memory_mib = cx.place(v);
     }
+    let on_reset = match &vm.on_reset {
+        None => OnReset::Exit,
+        Some(v) => match v.get_ref().as_str() {
+            "exit" => OnReset::Exit,
+            "reboot" => OnReset::Reboot,
+            other => {
+                return cx.err(
+                    v.span(),
+                    format!("key 'on_reset' in [vm] is '{other}', expected 'exit' or 'reboot'"),
+                )
+            }
+        },
+    };
 
     let Some(boot) = raw.boot else {
         return cx.err(0..0, "missing table [boot] (kind and image)".into());
@@ -251,6 +265,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
         name,
         vcpus,
         memory_mib: memory_mib as u64,
+        on_reset,
         boot,
         serial,
         metrics_listen,

@@ -17,7 +17,8 @@ pub use hypercall::PlacedService;
 pub use load::{load, parse, DEFAULT_ECAM_BASE};
 pub use rules::CheckCx;
 pub use schema::{
-    BootKind, BootSource, Config, DeviceConfig, HypercallConfig, ModuleSource, Places, SerialOutput,
+    BootKind, BootSource, Config, DeviceConfig, HypercallConfig, ModuleSource, OnReset, Places,
+    SerialOutput,
 };
 
 #[cfg(test)]

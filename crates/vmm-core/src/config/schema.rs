@@ -24,6 +24,9 @@ pub struct Config {
     pub vcpus: u32,
     /// `[vm] memory_mib`.
     pub memory_mib: u64,
+    /// `[vm] on_reset`: what a guest's reset request (the reset control register, a
+    /// triple fault) does.
+    pub on_reset: OnReset,
     /// `[boot]`.
     pub boot: BootSource,
     /// `[serial] output`.
@@ -46,6 +49,17 @@ pub struct Config {
     pub hypercall: HypercallConfig,
     /// Where keys that later checks may reject were written: (line, column).
     pub places: Places,
+}
+
+/// `[vm] on_reset`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnReset {
+    /// End the VM with exit code 4, as QEMU's `-no-reboot` ends it (the default).
+    #[default]
+    Exit,
+    /// Boot the machine again: a fresh VM from the same configuration, with
+    /// vfio-user devices kept connected and reset (DEVICE_RESET), as QEMU reboots.
+    Reboot,
 }
 
 /// Line/column of keys whose values are checked against KVM or the image.

@@ -48,6 +48,24 @@ fn out_of_range_values_point_at_the_value() {
 }
 
 #[test]
+fn on_reset_is_exit_or_reboot() {
+    assert_eq!(ok(BOOT).on_reset, OnReset::Exit, "exit by default");
+    let c = ok(&format!("[vm]\non_reset = \"reboot\"\n{BOOT}"));
+    assert_eq!(c.on_reset, OnReset::Reboot);
+    let c = ok(&format!("[vm]\non_reset = \"exit\"\n{BOOT}"));
+    assert_eq!(c.on_reset, OnReset::Exit);
+    let e = err(&format!(
+        "[vm]\nname = \"a\"\non_reset = \"restart\"\n{BOOT}"
+    ));
+    assert_eq!((e.line, e.column), (3, 12), "{e}");
+    assert!(
+        e.message
+            .contains("key 'on_reset' in [vm] is 'restart', expected 'exit' or 'reboot'"),
+        "{e}"
+    );
+}
+
+#[test]
 fn boot_section_is_validated() {
     let e = err("[vm]\n");
     assert!(e.message.contains("missing table [boot]"), "{e}");

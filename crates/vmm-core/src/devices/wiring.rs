@@ -11,7 +11,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use super::irq_line::IrqLine;
 pub use super::vfio_user::client::{GuestMapper, IntxRoute};
-use super::vfio_user::client::{KvmGuestMapper, KvmIntxRoute};
+use super::vfio_user::client::{HeldConnections, KvmGuestMapper, KvmIntxRoute};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::control::VmControl;
@@ -79,6 +79,9 @@ pub struct Wiring<'a> {
     pub vm: &'a Arc<VmHooks>,
     /// Device threads to stop at teardown.
     pub services: &'a mut Services,
+    /// Server connections kept across machine resets (vfio-user devices); `None` when
+    /// the VM will not be rebooted.
+    pub held: Option<&'a HeldConnections>,
 }
 
 type Stop = Box<dyn FnOnce() + Send>;

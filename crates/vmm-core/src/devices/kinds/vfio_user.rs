@@ -27,7 +27,7 @@ use toml::Spanned;
 use crate::config::{ConfigError, ParseCx, Value};
 use crate::devices::registry::PciDeviceSpec;
 use crate::devices::vfio_user::client::{
-    ClientOptions, DmaMemory, VfioUserDevice, Wiring as VuWiring,
+    ClientOptions, DmaMemory, HeldConnections, VfioUserDevice, Wiring as VuWiring,
 };
 use crate::devices::wiring::{intx_gsi, VmHooks, Wiring};
 use crate::memory::GuestRam;
@@ -82,7 +82,8 @@ pub fn parse(
 
 impl VfioUserSpec {
     /// Connects to the server and builds the function that sits at `bdf` of VM `vm`:
-    /// vectors from `router`, DMA_MAP of `ram`, mapped regions and INTx through `hooks`.
+    /// vectors from `router`, DMA_MAP of `ram`, mapped regions and INTx through `hooks`;
+    /// the connection is taken from and parked in `held` across machine resets.
     pub fn connect(
         &self,
         bdf: Bdf,
@@ -90,6 +91,7 @@ impl VfioUserSpec {
         router: &Arc<Mutex<IrqRouter>>,
         ram: &GuestRam,
         hooks: &VmHooks,
+        held: Option<&HeldConnections>,
     ) -> Result<VfioUserDevice> {
         let mut vectors = |n: u16| {
             router
@@ -105,6 +107,7 @@ impl VfioUserSpec {
                 socket: self.socket.clone(),
                 connect_timeout: self.connect_timeout,
                 reply_timeout: self.reply_timeout,
+                held: held.cloned(),
             },
             VuWiring {
                 vectors: &mut vectors,
@@ -126,7 +129,7 @@ impl PciDeviceSpec for VfioUserSpec {
     }
 
     fn build(&self, bdf: Bdf, w: &mut Wiring<'_>) -> Result<Arc<Mutex<dyn PciFunction>>> {
-        let dev = self.connect(bdf, &w.config.name, w.router, w.ram, w.vm)?;
+        let dev = self.connect(bdf, &w.config.name, w.router, w.ram, w.vm, w.held)?;
         Ok(Arc::new(Mutex::new(dev)))
     }
 }

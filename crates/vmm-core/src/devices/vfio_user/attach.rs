@@ -44,7 +44,14 @@ pub fn attach(
         connect_timeout,
         reply_timeout,
     };
-    let dev = spec.connect(bdf, &vm.config.name, platform.router(), &vm.ram, &hooks)?;
+    let dev = spec.connect(
+        bdf,
+        &vm.config.name,
+        platform.router(),
+        &vm.ram,
+        &hooks,
+        None,
+    )?;
     let f: Arc<Mutex<dyn PciFunction>> = Arc::new(Mutex::new(dev));
     platform.add_function(bdf, f)?;
     pci::assign_resources(platform, vm.config.ecam_base)?;

@@ -1,7 +1,8 @@
 //! The client's connection: connect with a bounded wait, negotiate, and make calls that
 //! turn every transport failure into "disconnected" (the caller then reads all-ones);
 //! [`Conn::reconnect`] opens a new connection and replays what the server was given
-//! (DMA maps, interrupt fds, COMMAND).
+//! (DMA maps, interrupt fds, COMMAND). Across a machine reset the connection is kept
+//! ([`Conn::park`], [`super::HeldConnections`]).
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -14,6 +15,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 use vu::{Channel, Command, Message};
 
+use super::held::{Held, HeldConnections};
 use super::metrics::DeviceMetrics;
 
 /// Data bytes this client accepts per message.
@@ -59,6 +61,10 @@ pub(crate) struct Conn {
     pub(crate) replay: Replay,
     pub(crate) metrics: DeviceMetrics,
     last_log: Option<Instant>,
+    /// Where the connection is parked when the device goes (a reboot follows).
+    held: Option<HeldConnections>,
+    /// Parked or closed for good: no reconnecting.
+    retired: bool,
 }
 
 fn proto_err(name: &str, e: vu::Error) -> crate::Error {
@@ -89,20 +95,17 @@ pub(crate) fn connect_by(socket: &Path, deadline: Instant) -> std::io::Result<Un
 }
 
 impl Conn {
-    /// Connects (waiting up to `connect_timeout`) and negotiates the version.
+    /// Takes the connection `held` keeps for `socket` (checked alive; the old guest
+    /// memory unmapped), or connects (waiting up to `connect_timeout`) and negotiates
+    /// the version.
     pub(crate) fn open(
         name: &str,
         socket: &Path,
         connect_timeout: Duration,
         reply_timeout: Duration,
         metrics: DeviceMetrics,
+        held: Option<HeldConnections>,
     ) -> crate::Result<Conn> {
-        let stream = connect_by(socket, Instant::now() + connect_timeout).map_err(|e| {
-            crate::Error::Device {
-                device: name.to_string(),
-                detail: format!("cannot connect to {}: {e}", socket.display()),
-            }
-        })?;
         let mut c = Conn {
             name: name.to_string(),
             socket: socket.to_path_buf(),
@@ -112,10 +115,73 @@ impl Conn {
             replay: Replay::default(),
             metrics,
             last_log: None,
+            held,
+            retired: false,
         };
+        if let Some(h) = c.held.as_ref().and_then(|s| s.take(socket)) {
+            if c.resume(h) {
+                log::info!("{name}: kept the server connection across the reset");
+                c.metrics.set_connected(true);
+                return Ok(c);
+            }
+            log::info!("{name}: the kept server connection is gone; connecting again");
+        }
+        let stream = connect_by(socket, Instant::now() + connect_timeout).map_err(|e| {
+            crate::Error::Device {
+                device: name.to_string(),
+                detail: format!("cannot connect to {}: {e}", socket.display()),
+            }
+        })?;
         c.negotiate(stream).map_err(|e| proto_err(name, e))?;
         c.metrics.set_connected(true);
         Ok(c)
+    }
+
+    /// Continues on a parked connection: DMA_UNMAP of the old guest memory (or, with
+    /// none mapped, DEVICE_GET_INFO) proves it alive. False if it is not.
+    fn resume(&mut self, h: Held) -> bool {
+        self.chan = Some(h.chan);
+        self.peer = h.peer;
+        let probe = match h.dma {
+            Some(size) => self.call(
+                Command::DmaUnmap,
+                &vu::DmaUnmap {
+                    flags: 0,
+                    address: 0,
+                    size,
+                }
+                .encode(),
+                &[],
+            ),
+            None => self.call(
+                Command::DeviceGetInfo,
+                &vu::DeviceInfo::default().encode(),
+                &[],
+            ),
+        };
+        if let Some(Err(errno)) = probe {
+            log::warn!(
+                "{}: unmapping the old guest memory: errno {errno}",
+                self.name
+            );
+        }
+        self.connected()
+    }
+
+    /// The device is going: park the connection for the next boot's device when there
+    /// is a store (else it closes with this), and never reconnect.
+    pub(crate) fn park(&mut self) {
+        self.retired = true;
+        if let (Some(store), Some(chan)) = (self.held.as_ref(), self.chan.take()) {
+            store.put(
+                &self.socket,
+                Held {
+                    chan,
+                    peer: self.peer,
+                    dma: self.replay.dma.as_ref().map(|d| d.size),
+                },
+            );
+        }
     }
 
     fn negotiate(&mut self, stream: UnixStream) -> vu::Result<()> {
@@ -332,6 +398,9 @@ impl Conn {
     pub(crate) fn reconnect(&mut self) -> bool {
         if self.chan.is_some() {
             return true;
+        }
+        if self.retired {
+            return false;
         }
         let Ok(stream) = UnixStream::connect(&self.socket) else {
             return false;

@@ -14,6 +14,7 @@
 //! thread reconnects every 100 ms and replays DMA maps, interrupt fds and COMMAND.
 
 mod conn;
+mod held;
 mod intx;
 mod layout;
 mod mapping;
@@ -30,6 +31,7 @@ use vfio_user_proto as vu;
 use vu::Command;
 
 pub use conn::DmaMemory;
+pub use held::HeldConnections;
 pub use intx::{IntxRoute, KvmIntxRoute};
 pub use mapping::{GuestMapper, KvmGuestMapper};
 
@@ -57,6 +59,9 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// How long one reply may take before the server counts as stalled.
     pub reply_timeout: Duration,
+    /// Where the connection is taken from at start (the previous boot's, after a
+    /// machine reset) and parked when the device goes; `None`: it closes then.
+    pub held: Option<HeldConnections>,
 }
 
 /// What the device is wired to.
@@ -113,6 +118,7 @@ impl VfioUserDevice {
             opts.connect_timeout,
             opts.reply_timeout,
             m.clone(),
+            opts.held.clone(),
         )?;
         let lost = || dev_err(&name, "the server went away during setup");
         let info = match conn.call(
@@ -510,6 +516,7 @@ impl Drop for VfioUserDevice {
             }
         }
         self.intx.take();
+        self.conn().park();
         log::debug!("{}: closed", self.name);
     }
 }
