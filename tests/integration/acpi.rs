@@ -221,17 +221,7 @@ fn sigterm_while_suspended_ends_the_vm_promptly() {
         child.try_wait().unwrap().is_none(),
         "kvmbus ended while suspended"
     );
-    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let start = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(5) {
-            let _ = child.kill();
-            panic!("kvmbus did not exit within 5 s of SIGTERM while suspended");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
+    let (out, _) = stop_with_sigterm(child, Duration::from_secs(5));
     assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
     let rest = stdout(&out);
     assert!(!rest.contains("resumed"), "woke without RTC_EN: {rest}");

@@ -88,20 +88,8 @@ fn sigterm_mid_run_stops_cleanly() {
     let mut child = spawn_vm(&cfg, &[]);
     let seen = wait_for_output(&mut child, "demo: t=1s", Duration::from_secs(30));
     assert!(seen.contains("2 of 2 cpus online"), "{seen}");
-    // SAFETY: plain kill(2) of our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    let (out, _) = stop_with_sigterm(child, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(128 + libc::SIGTERM));
 }
 
 #[test]

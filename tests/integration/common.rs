@@ -157,6 +157,23 @@ pub fn wait_for_count(child: &mut Child, needle: &str, n: usize, limit: Duration
     );
 }
 
+/// Sends SIGTERM to `child` and waits for it to exit: its output (what was not read
+/// yet) and how long the exit took. Past `limit` it is killed and the test fails.
+pub fn stop_with_sigterm(mut child: Child, limit: Duration) -> (Output, Duration) {
+    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("kvmbus did not exit within {limit:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = start.elapsed();
+    (child.wait_with_output().unwrap(), took)
+}
+
 /// Stdout as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

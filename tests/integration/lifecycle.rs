@@ -30,24 +30,6 @@ fn context_switches(pid: u32) -> u64 {
     total
 }
 
-fn sigterm(child: &std::process::Child) {
-    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-}
-
-fn wait_exit(child: std::process::Child, limit: Duration) -> std::process::Output {
-    let start = std::time::Instant::now();
-    let mut child = child;
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("kvmbus did not exit within {limit:?} of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn an_idle_guest_costs_no_periodic_wakeups() {
     if !kvm_or_skip("an_idle_guest_costs_no_periodic_wakeups") {
@@ -62,8 +44,7 @@ fn an_idle_guest_costs_no_periodic_wakeups() {
     let before = context_switches(child.id());
     std::thread::sleep(Duration::from_secs(5));
     let after = context_switches(child.id());
-    sigterm(&child);
-    let out = wait_exit(child, T);
+    let (out, _) = stop_with_sigterm(child, T);
     let woke = after - before;
     println!("idle guest: {woke} context switches in 5 s");
     assert!(
@@ -86,8 +67,7 @@ fn a_stop_lands_while_a_device_fires_at_full_rate() {
     let cfg = config(&d, "storm", &body);
     let mut child = spawn_vm(&cfg, &[]);
     wait_for_output(&mut child, "irq-storm: firing", T);
-    sigterm(&child);
-    let out = wait_exit(child, Duration::from_secs(10));
+    let (out, _) = stop_with_sigterm(child, Duration::from_secs(10));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(143), "{err}");
     assert!(!err.contains("panicked"), "{err}");

@@ -6,35 +6,12 @@
 //! which reasons reboot.)
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 use crate::vfio_user::{gpio_example, Reaped, BDF};
 
 const T: Duration = Duration::from_secs(60);
-
-/// SIGTERM to `child`, then its exit status (a hang past 10 s fails).
-fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
-    // SAFETY: kill only sends a signal to our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let t0 = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn stderr_of(child: &mut std::process::Child) -> String {
-    let mut s = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut s).unwrap();
-    s
-}
 
 #[test]
 fn a_reboot_keeps_a_one_connection_servers_device_and_resets_it() {
@@ -78,9 +55,9 @@ fn a_reboot_keeps_a_one_connection_servers_device_and_resets_it() {
         .parse()
         .unwrap();
     assert!(reboots >= 2.0, "{reboots}");
-    let status = terminate(&mut vm);
-    let err = stderr_of(&mut vm);
-    assert_eq!(status.code(), Some(143), "{err}");
+    let (end, _) = stop_with_sigterm(vm, Duration::from_secs(10));
+    let err = stderr(&end);
+    assert_eq!(end.status.code(), Some(143), "{err}");
     assert!(
         err.contains("reset requested (the guest wrote 0x06 to the reset control register 0xcf9); rebooting (boot 3)"),
         "{err}"
