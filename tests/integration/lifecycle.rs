@@ -1,4 +1,5 @@
-//! The VM's lifecycle: an idle guest costs no periodic wake-ups, a stop lands while a
+//! The VM's lifecycle: an idle guest costs no periodic wake-ups (nor does an idle
+//! vfio-user device), a stop lands while a
 //! device fires interrupts at full rate, and `check` rejects exactly what `run` would.
 
 use std::time::Duration;
@@ -30,13 +31,11 @@ fn context_switches(pid: u32) -> u64 {
     total
 }
 
-#[test]
-fn an_idle_guest_costs_no_periodic_wakeups() {
-    if !kvm_or_skip("an_idle_guest_costs_no_periodic_wakeups") {
-        return;
-    }
-    let d = scratch("idle");
-    let cfg = config(&d, "idle", &builtin("idle", 2, ""));
+/// Context switches of kvmbus over 5 s of the `idle` guest (halted) with `devices`
+/// added to its configuration.
+fn idle_wakeups(name: &str, devices: &str) -> u64 {
+    let d = scratch(name);
+    let cfg = config(&d, name, &format!("{}{devices}", builtin("idle", 2, "")));
     let mut child = spawn_vm(&cfg, &[]);
     wait_for_output(&mut child, "idle: halted", T);
     // Let start-up settle (the application processor waits for SIPI in KVM).
@@ -45,13 +44,43 @@ fn an_idle_guest_costs_no_periodic_wakeups() {
     std::thread::sleep(Duration::from_secs(5));
     let after = context_switches(child.id());
     let (out, _) = stop_with_sigterm(child, T);
-    let woke = after - before;
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    after - before
+}
+
+#[test]
+fn an_idle_guest_costs_no_periodic_wakeups() {
+    if !kvm_or_skip("an_idle_guest_costs_no_periodic_wakeups") {
+        return;
+    }
+    let woke = idle_wakeups("idle", "");
     println!("idle guest: {woke} context switches in 5 s");
     assert!(
         woke <= 10,
         "an idle VM woke {woke} times in 5 s (a thread polls on a timer?)"
     );
-    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+}
+
+#[test]
+fn an_idle_vfio_user_device_costs_no_periodic_wakeups() {
+    if !kvm_or_skip("an_idle_vfio_user_device_costs_no_periodic_wakeups") {
+        return;
+    }
+    // Its reconnect, INTx and interrupt-relay threads all wait for something to do.
+    let sock = scratch("idle-vu-server").join("irq.sock");
+    let _server = crate::vfio_user::device_server(&sock);
+    let woke = idle_wakeups(
+        "idle-vu",
+        &format!(
+            "[[device]]\nkind = \"vfio-user\"\nsocket = \"{}\"\ninterrupts = \"counted\"\n",
+            sock.display()
+        ),
+    );
+    println!("idle guest with a vfio-user device: {woke} context switches in 5 s");
+    assert!(
+        woke <= 10,
+        "an idle VM with a vfio-user device woke {woke} times in 5 s"
+    );
 }
 
 #[test]

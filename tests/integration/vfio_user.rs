@@ -31,7 +31,7 @@ impl Drop for Reaped {
     }
 }
 
-fn device_server(sock: &Path) -> Reaped {
+pub(crate) fn device_server(sock: &Path) -> Reaped {
     Reaped(
         kvmbus()
             .args([
@@ -244,6 +244,7 @@ fn the_rust_vmm_gpio_example_serves_our_client() {
             connect_timeout: Duration::from_secs(20),
             reply_timeout: Duration::from_secs(2),
             held: None,
+            interrupts: Default::default(),
         },
         Wiring {
             vectors: &mut no_vectors,
@@ -291,21 +292,75 @@ fn kvmbus_run_with_a_vfio_user_device_passes_irq_check() {
     if !kvm_or_skip("kvmbus_run_with_a_vfio_user_device_passes_irq_check") {
         return;
     }
-    let d = scratch("vu-run");
+    // Both interrupt paths: the server writes the irqfds, or kvmbus's relay does.
+    for path in ["direct", "counted"] {
+        let d = scratch(&format!("vu-run-{path}"));
+        let sock = d.join("irq.sock");
+        let _server = device_server(&sock);
+        let body = format!(
+            "{}[[device]]\nkind = \"vfio-user\"\nbdf = \"{BDF}\"\nsocket = \"{}\"\ninterrupts = \"{path}\"\n",
+            builtin("irq-check", 1, "n=300"),
+            sock.display()
+        );
+        let out = run_with_deadline(
+            kvmbus().arg("run").arg(config(&d, "vu", &body)),
+            Duration::from_secs(120),
+        );
+        let text = stdout(&out);
+        irq_check_passed(&text, 300);
+        assert_eq!(out.status.code(), Some(1), "{path}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn counted_server_interrupts_are_counted_by_vector() {
+    if !kvm_or_skip("counted_server_interrupts_are_counted_by_vector") {
+        return;
+    }
+    let d = scratch("vu-counted");
     let sock = d.join("irq.sock");
     let _server = device_server(&sock);
+    // The demo guest fires the irq-test at 00:03.0 on its vector 0 over and over.
     let body = format!(
-        "{}[[device]]\nkind = \"vfio-user\"\nbdf = \"{BDF}\"\nsocket = \"{}\"\n",
-        builtin("irq-check", 1, "n=300"),
+        "{}[[device]]\nkind = \"vfio-user\"\nbdf = \"00:03.0\"\nsocket = \"{}\"\ninterrupts = \"counted\"\n",
+        builtin("demo", 2, ""),
         sock.display()
     );
-    let out = run_with_deadline(
-        kvmbus().arg("run").arg(config(&d, "vu", &body)),
-        Duration::from_secs(120),
+    let port = free_port();
+    let mut vm = spawn_vm(
+        &config(&d, "counted", &body),
+        &["--metrics", &format!("127.0.0.1:{port}")],
     );
-    let text = stdout(&out);
-    irq_check_passed(&text, 300);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let seen = wait_for_output(&mut vm, "demo: t=2s", Duration::from_secs(60));
+    let metrics = scrape(port, Duration::from_secs(5)).unwrap();
+    let (out, _) = stop_with_sigterm(vm, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    let count = |vector: u32| -> f64 {
+        let key = format!(
+            "kvmbus_irq_triggers_total{{vm=\"demo\",device=\"vfio-user\",vector=\"{vector}\"}} "
+        );
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .unwrap_or_else(|| panic!("no {key}in:\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    let irqs = seen
+        .lines()
+        .filter_map(|l| {
+            l.split("irqs/s=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(irqs > 0, "the guest handled interrupts:\n{seen}");
+    assert!(count(0) >= 100.0, "vector 0 counted: {}", count(0));
+    assert_eq!(count(1), 0.0, "vector 1 never fired");
 }
 
 #[test]

@@ -33,6 +33,13 @@ impl IrqHandle {
         self.fd.write(1).map_err(Error::EventFd)
     }
 
+    /// Raises the interrupt once for `count` requests that arrived together (an
+    /// eventfd's coalesced count), counting all of them.
+    pub fn trigger_coalesced(&self, count: u64) -> Result<()> {
+        self.triggers.increment(count);
+        self.fd.write(1).map_err(Error::EventFd)
+    }
+
     /// True if a trigger is waiting in the eventfd (not yet consumed by KVM): the
     /// vector's pending bit. Does not consume it.
     pub fn is_pending(&self) -> bool {

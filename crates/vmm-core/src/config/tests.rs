@@ -167,6 +167,34 @@ fn devices_reject_duplicates_unknown_kinds_and_foreign_keys() {
 }
 
 #[test]
+fn vfio_user_interrupts_are_direct_or_counted() {
+    let dev = |v: &str| {
+        format!(
+            "{BOOT}[[device]]\nkind = \"vfio-user\"\nsocket = \"/tmp/s\"\ninterrupts = \"{v}\"\n"
+        )
+    };
+    let c = ok(&dev("counted"));
+    assert!(
+        format!("{:?}", c.devices[0]).contains("Counted"),
+        "{:?}",
+        c.devices[0]
+    );
+    let c = ok(&dev("direct"));
+    assert!(
+        format!("{:?}", c.devices[0]).contains("Direct"),
+        "{:?}",
+        c.devices[0]
+    );
+    let e = err(&dev("relayed"));
+    assert_eq!((e.line, e.column), (7, 14), "{e}");
+    assert!(
+        e.message
+            .contains("key 'interrupts' in [device] is 'relayed', expected 'direct' or 'counted'"),
+        "{e}"
+    );
+}
+
+#[test]
 fn services_are_validated() {
     // The gateway comes last so that the services' line numbers stay put.
     let svc = |body: &str| {

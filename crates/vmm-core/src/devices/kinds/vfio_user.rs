@@ -7,6 +7,7 @@
 //! socket = "/tmp/dev.sock"    # the server's socket (relative to the config file)
 //! connect_timeout_ms = 5000   # wait this long for the socket at start
 //! reply_timeout_ms = 1000     # a server silent this long counts as stalled
+//! interrupts = "direct"       # or "counted": relayed by a thread, counted by vector
 //! ```
 //!
 //! The device gets its vectors from the irq-router, guest RAM by DMA_MAP, mmap-able
@@ -27,7 +28,7 @@ use toml::Spanned;
 use crate::config::{ConfigError, ParseCx, Value};
 use crate::devices::registry::PciDeviceSpec;
 use crate::devices::vfio_user::client::{
-    ClientOptions, DmaMemory, HeldConnections, VfioUserDevice, Wiring as VuWiring,
+    ClientOptions, DmaMemory, HeldConnections, InterruptPath, VfioUserDevice, Wiring as VuWiring,
 };
 use crate::devices::wiring::{intx_gsi, VmHooks, Wiring};
 use crate::memory::GuestRam;
@@ -39,6 +40,7 @@ struct Raw {
     socket: Spanned<String>,
     connect_timeout_ms: Option<Spanned<i64>>,
     reply_timeout_ms: Option<Spanned<i64>>,
+    interrupts: Option<Spanned<String>>,
 }
 
 /// A vfio-user device's configuration.
@@ -50,6 +52,8 @@ pub struct VfioUserSpec {
     pub connect_timeout: Duration,
     /// How long one reply may take.
     pub reply_timeout: Duration,
+    /// How the server's MSI/MSI-X interrupts reach the guest.
+    pub interrupts: InterruptPath,
 }
 
 /// Parses a `[[device]]` table of kind "vfio-user".
@@ -73,10 +77,24 @@ pub fn parse(
         1..=60_000,
         1000,
     )?;
+    let interrupts = match &raw.interrupts {
+        None => InterruptPath::Direct,
+        Some(v) => match v.get_ref().as_str() {
+            "direct" => InterruptPath::Direct,
+            "counted" => InterruptPath::Counted,
+            other => {
+                return cx.err(
+                    v.span(),
+                    format!("key 'interrupts' in {t} is '{other}', expected 'direct' or 'counted'"),
+                )
+            }
+        },
+    };
     Ok(Arc::new(VfioUserSpec {
         socket: cx.path(raw.socket.get_ref()),
         connect_timeout: Duration::from_millis(connect as u64),
         reply_timeout: Duration::from_millis(reply as u64),
+        interrupts,
     }))
 }
 
@@ -108,6 +126,7 @@ impl VfioUserSpec {
                 connect_timeout: self.connect_timeout,
                 reply_timeout: self.reply_timeout,
                 held: held.cloned(),
+                interrupts: self.interrupts,
             },
             VuWiring {
                 vectors: &mut vectors,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use pci_emu::{Bdf, PciFunction};
 
 use crate::devices::kinds::vfio_user::VfioUserSpec;
+use crate::devices::vfio_user::client::InterruptPath;
 use crate::devices::wiring::VmHooks;
 use crate::pci;
 use crate::vm::Vm;
@@ -43,6 +44,7 @@ pub fn attach(
         socket: socket.to_path_buf(),
         connect_timeout,
         reply_timeout,
+        interrupts: InterruptPath::Direct,
     };
     let dev = spec.connect(
         bdf,

@@ -65,6 +65,9 @@ pub(crate) struct Conn {
     held: Option<HeldConnections>,
     /// Parked or closed for good: no reconnecting.
     retired: bool,
+    /// Tells the reconnect thread the connection was lost (it sleeps until then; it
+    /// ends when this is dropped with the connection).
+    lost: Option<crossbeam_channel::Sender<()>>,
 }
 
 fn proto_err(name: &str, e: vu::Error) -> crate::Error {
@@ -117,6 +120,7 @@ impl Conn {
             last_log: None,
             held,
             retired: false,
+            lost: None,
         };
         if let Some(h) = c.held.as_ref().and_then(|s| s.take(socket)) {
             if c.resume(h) {
@@ -216,6 +220,11 @@ impl Conn {
         Ok(())
     }
 
+    /// True once parked or closed for good.
+    pub(crate) fn retired(&self) -> bool {
+        self.retired
+    }
+
     /// True while connected.
     pub(crate) fn connected(&self) -> bool {
         self.chan.is_some()
@@ -248,9 +257,24 @@ impl Conn {
         }
     }
 
+    /// Returns what the reconnect thread waits on: a message when the connection is
+    /// lost, disconnection when this `Conn` is gone.
+    pub(crate) fn watch_losses(&mut self) -> crossbeam_channel::Receiver<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if self.chan.is_none() {
+            // Lost already (during setup).
+            let _ = tx.try_send(());
+        }
+        self.lost = Some(tx);
+        rx
+    }
+
     /// Forgets the connection after a failure.
     pub(crate) fn drop_connection(&mut self, why: &str) {
         self.chan = None;
+        if let Some(tx) = &self.lost {
+            let _ = tx.try_send(());
+        }
         self.metrics.set_connected(false);
         self.metrics.failures.increment(1);
         let now = Instant::now();

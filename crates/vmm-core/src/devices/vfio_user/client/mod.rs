@@ -11,7 +11,8 @@
 //!
 //! A server that closes, stalls past the reply timeout or answers garbage is dropped:
 //! BAR reads return all-ones and writes are dropped (logged, rate-limited, counted); a
-//! thread reconnects every 100 ms and replays DMA maps, interrupt fds and COMMAND.
+//! thread (asleep while connected) then reconnects every 100 ms and replays DMA maps,
+//! interrupt fds and COMMAND.
 
 mod conn;
 mod held;
@@ -19,10 +20,11 @@ mod intx;
 mod layout;
 mod mapping;
 mod metrics;
+mod relay;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use irq_router::IrqHandle;
@@ -38,6 +40,7 @@ pub use mapping::{GuestMapper, KvmGuestMapper};
 use conn::Conn;
 use intx::Intx;
 use mapping::Area;
+use relay::IrqRelay;
 
 use crate::{Error, Result};
 
@@ -62,6 +65,19 @@ pub struct ClientOptions {
     /// Where the connection is taken from at start (the previous boot's, after a
     /// machine reset) and parked when the device goes; `None`: it closes then.
     pub held: Option<HeldConnections>,
+    /// How the server's MSI/MSI-X interrupts reach the guest.
+    pub interrupts: InterruptPath,
+}
+
+/// How a server's MSI/MSI-X interrupts reach the guest (`[[device]] interrupts`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InterruptPath {
+    /// The server writes the vectors' irqfds: no kvmbus thread on the way, no count.
+    #[default]
+    Direct,
+    /// The server writes kvmbus's eventfds and a relay thread raises the vectors,
+    /// counted by vector as in-process devices are (one thread wake-up more each).
+    Counted,
 }
 
 /// What the device is wired to.
@@ -98,6 +114,8 @@ pub struct VfioUserDevice {
     /// Offset of the PCI Express capability's Device Control register, when the
     /// function advertises FLR (an Initiate FLR write there resets it).
     flr_control: Option<u16>,
+    /// The counting relay (`InterruptPath::Counted`).
+    _relay: Option<IrqRelay>,
 }
 
 fn dev_err(name: &str, detail: impl Into<String>) -> Error {
@@ -184,10 +202,19 @@ impl VfioUserDevice {
         let msix = layout.msix_vectors();
         let msi = layout.msi_vectors();
         let vectors = msix.max(msi);
+        let mut relay = None;
         if vectors > 0 {
             let handles = (wiring.vectors)(vectors)?;
             config.set_pending_bits(Arc::new(HandlesPending(handles.clone())));
-            let fds: Vec<_> = handles.iter().map(|h| h.eventfd().clone()).collect();
+            let fds: Vec<_> = match opts.interrupts {
+                InterruptPath::Direct => handles.iter().map(|h| h.eventfd().clone()).collect(),
+                InterruptPath::Counted => {
+                    let r = IrqRelay::spawn(&name, handles.clone())?;
+                    let fds = r.fds().to_vec();
+                    relay = Some(r);
+                    fds
+                }
+            };
             for (index, n) in [(vu::IRQ_MSIX, msix), (vu::IRQ_MSI, msi)] {
                 let count = irq_count(&mut conn, index).ok_or_else(lost)?;
                 let n = u32::from(n).min(count) as usize;
@@ -261,7 +288,7 @@ impl VfioUserDevice {
             }
         }
 
-        spawn_reconnector(&name, Arc::downgrade(&conn))?;
+        spawn_reconnector(&name, &conn)?;
         Ok(VfioUserDevice {
             name,
             config,
@@ -272,6 +299,7 @@ impl VfioUserDevice {
             mapper: wiring.mapper,
             intx,
             flr_control,
+            _relay: relay,
         })
     }
 
@@ -403,15 +431,32 @@ fn irq_count(conn: &mut Conn, index: u32) -> Option<u32> {
     }
 }
 
-fn spawn_reconnector(name: &str, conn: Weak<Mutex<Conn>>) -> Result<()> {
+fn spawn_reconnector(name: &str, conn: &Arc<Mutex<Conn>>) -> Result<()> {
+    let lost = conn
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .watch_losses();
+    let conn = Arc::downgrade(conn);
     std::thread::Builder::new()
         .name("vfio-user-reconnect".into())
-        .spawn(move || loop {
-            std::thread::sleep(RECONNECT_EVERY);
-            let Some(c) = conn.upgrade() else { return };
-            let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
-            if !c.connected() {
-                c.reconnect();
+        .spawn(move || {
+            // Asleep while connected; retries every RECONNECT_EVERY while not. Ends
+            // when the connection's owner is gone (the sender drops with it).
+            while lost.recv().is_ok() {
+                loop {
+                    match lost.recv_timeout(RECONNECT_EVERY) {
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                        Ok(()) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                    }
+                    let Some(c) = conn.upgrade() else { return };
+                    let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+                    if c.reconnect() {
+                        break;
+                    }
+                    if c.retired() {
+                        return;
+                    }
+                }
             }
         })
         .map(|_| ())

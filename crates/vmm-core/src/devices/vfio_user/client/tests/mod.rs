@@ -36,6 +36,7 @@ fn opts(path: &std::path::Path) -> ClientOptions {
         connect_timeout: Duration::from_secs(5),
         reply_timeout: Duration::from_secs(2),
         held: None,
+        interrupts: InterruptPath::Direct,
     }
 }
 
