@@ -2,9 +2,12 @@
 //! region sizes into a local [`PciConfig`] that owns what kvmbus must own (BARs, COMMAND
 //! decoding, MSI and MSI-X, the interrupt line).
 //!
-//! BAR existence and size come from the region info (libvfio-user's samples read 0x1 in
-//! every BAR register, even absent ones); the kind comes from the BAR register's low
-//! bits. PCI Express, MSI and MSI-X capabilities are re-created in the server's order
+//! BAR existence and size come from the region info, and so does the space where the
+//! BAR register cannot be right: libvfio-user sets bit 0 (I/O) in every BAR register of
+//! a region not flagged as memory, even of absent ones, so its "server" sample's BAR1
+//! (0x3000 bytes, mmap-able) reads as I/O. A region that is mmap-able or larger than
+//! 256 bytes (the most an I/O BAR decodes) is memory; otherwise the BAR register's low
+//! bits give the kind (I/O, 32- or 64-bit memory, prefetchable). PCI Express, MSI and MSI-X capabilities are re-created in the server's order
 //! (so a server built on pci-emu keeps its offsets); other capabilities and
 //! device-specific config registers are not passed through.
 
@@ -39,9 +42,21 @@ fn rd(cfg: &[u8], off: usize, n: usize) -> u32 {
         .unwrap_or(0)
 }
 
+/// What the region info says of one BAR's region.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BarRegion {
+    /// Bytes (0: no BAR).
+    pub(crate) size: u64,
+    /// Offered as mmap-able (so memory space, whatever the BAR register says).
+    pub(crate) mappable: bool,
+}
+
+/// Largest I/O BAR (PCI: an I/O BAR decodes at most 256 bytes).
+const IO_BAR_MAX: u64 = 256;
+
 /// Parses a server's config space (at least 256 bytes; missing bytes read 0) and its
-/// BAR region sizes (0: absent).
-pub(crate) fn parse(cfg: &[u8], region_sizes: &[u64; 6]) -> Layout {
+/// BAR regions.
+pub(crate) fn parse(cfg: &[u8], regions: &[BarRegion; 6]) -> Layout {
     let class_rev = rd(cfg, 0x08, 4);
     let ids = PciIds {
         vendor_id: rd(cfg, 0, 2) as u16,
@@ -54,15 +69,16 @@ pub(crate) fn parse(cfg: &[u8], region_sizes: &[u64; 6]) -> Layout {
     let mut bars = Vec::new();
     let mut i = 0usize;
     while i < 6 {
-        let size = region_sizes[i];
+        let BarRegion { size, mappable } = regions[i];
         let reg = rd(cfg, 0x10 + 4 * i, 4);
         if size == 0 {
             i += 1;
             continue;
         }
-        let kind = if reg & 1 == 1 {
+        let io = reg & 1 == 1 && !mappable && size <= IO_BAR_MAX;
+        let kind = if io {
             BarKind::Io
-        } else if reg & 0x6 == 0x4 && i < 5 {
+        } else if reg & 0x7 == 0x4 && i < 5 {
             BarKind::Mem64 {
                 prefetchable: reg & 0x8 != 0,
             }
@@ -74,8 +90,7 @@ pub(crate) fn parse(cfg: &[u8], region_sizes: &[u64; 6]) -> Layout {
         // pci-emu BARs are powers of two, at least 4 (I/O) or 16 (memory) bytes.
         let min = if kind.is_memory() { 16 } else { 4 };
         let size = size.checked_next_power_of_two().unwrap_or(0).max(min);
-        let io_too_big = !kind.is_memory() && size > 256;
-        if size != 0 && !io_too_big {
+        if size != 0 {
             bars.push((i as u8, kind, size));
         }
         i += if matches!(kind, BarKind::Mem64 { .. }) {
@@ -188,6 +203,14 @@ mod tests {
     use super::*;
     use pci_emu::IrqSource;
 
+    /// Regions of these sizes, none mmap-able.
+    fn sized(sizes: &[u64; 6]) -> [BarRegion; 6] {
+        sizes.map(|size| BarRegion {
+            size,
+            mappable: false,
+        })
+    }
+
     fn dump(c: &PciConfig) -> Vec<u8> {
         let mut v = vec![0u8; 256];
         for off in (0..256).step_by(4) {
@@ -220,7 +243,7 @@ mod tests {
         c.add_pcie_cap().unwrap();
         c.add_msi(4, true, true).unwrap();
         c.add_msix(8, 2, 0, 2, 0x800).unwrap();
-        let l = parse(&dump(&c), &[32, 4096, 16 << 10, 0, 0, 0]);
+        let l = parse(&dump(&c), &sized(&[32, 4096, 16 << 10, 0, 0, 0]));
         assert_eq!(l.msi_vectors(), 4);
         assert_eq!(l.msix_vectors(), 8);
         let local = l.build("t");
@@ -237,7 +260,7 @@ mod tests {
             cfg[0x10 + 4 * i] = 1;
         }
         cfg[0x3d] = 1;
-        let l = parse(&cfg, &[0, 0, 256, 0, 0, 0]);
+        let l = parse(&cfg, &sized(&[0, 0, 256, 0, 0, 0]));
         assert_eq!(l.bars, vec![(2, BarKind::Io, 256)]);
         assert_eq!(l.pin, 1);
         assert_eq!(l.ids.vendor_id, 0x494f);
@@ -249,9 +272,36 @@ mod tests {
         bad[0x41] = 0x40;
         bad[0x42] = 0xff;
         bad[0x43] = 0x07;
-        let l = parse(&bad, &[u64::MAX, 3, 1 << 40, 0, 0, 0]);
+        let l = parse(&bad, &sized(&[u64::MAX, 3, 1 << 40, 0, 0, 0]));
         let _ = l.build("t");
-        let short = parse(&[0u8; 10], &[0; 6]);
+        let short = parse(&[0u8; 10], &sized(&[0; 6]));
         assert!(short.bars.is_empty());
+    }
+
+    #[test]
+    fn mappable_or_large_regions_are_memory_whatever_the_bar_register_says() {
+        // libvfio-user's "server" sample: every BAR register reads 0x1; BAR0 is 8 bytes,
+        // BAR1 0x3000 bytes with mmap-able areas.
+        let mut cfg = vec![0u8; 256];
+        for i in 0..6 {
+            cfg[0x10 + 4 * i] = 1;
+        }
+        let mut regions = sized(&[8, 0x3000, 0, 0, 0, 0]);
+        regions[1].mappable = true;
+        let mem = BarKind::Mem32 {
+            prefetchable: false,
+        };
+        let l = parse(&cfg, &regions);
+        assert_eq!(l.bars, vec![(0, BarKind::Io, 8), (1, mem, 0x4000)]);
+        // Not mmap-able but past what an I/O BAR decodes: memory too.
+        let l = parse(&cfg, &sized(&[0, 0, 512, 0, 0, 0]));
+        assert_eq!(l.bars, vec![(2, mem, 512)]);
+        // A memory BAR register's kind is kept (64-bit prefetchable over two slots).
+        cfg[0x10] = 0x0c;
+        let l = parse(&cfg, &sized(&[1 << 20, 0, 0, 0, 0, 0]));
+        assert_eq!(
+            l.bars,
+            vec![(0, BarKind::Mem64 { prefetchable: true }, 1 << 20)]
+        );
     }
 }

@@ -168,12 +168,15 @@ impl VfioUserDevice {
             ));
         }
         // Regions: BARs 0-5 and config space.
-        let mut sizes = [0u64; 6];
+        let mut bar_regions = [layout::BarRegion::default(); 6];
         let mut region_infos = Vec::new();
         for index in 0..=vu::REGION_CONFIG {
             let (ri, fd) = region_info(&mut conn, index).ok_or_else(lost)??;
             if index < 6 {
-                sizes[index as usize] = ri.size;
+                bar_regions[index as usize] = layout::BarRegion {
+                    size: ri.size,
+                    mappable: ri.flags & vu::REGION_MMAP != 0,
+                };
             }
             region_infos.push((ri, fd));
         }
@@ -185,7 +188,7 @@ impl VfioUserDevice {
         if !conn.region_read(vu::REGION_CONFIG, 0, &mut cfg) {
             return Err(lost());
         }
-        let layout = layout::parse(&cfg, &sizes);
+        let layout = layout::parse(&cfg, &bar_regions);
         let mut config = layout.build(&name);
         let mut bar_present = [false; 6];
         for b in config.bars() {
