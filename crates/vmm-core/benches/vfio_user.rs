@@ -44,6 +44,10 @@
 //!   of BAR0's ID register to a fresh device-server (polling for each reply as the
 //!   vCPU thread does) and times them: what a forwarded read adds to an exit, at least.
 //!   Printed in cycles beside the BAR reads ("socket-rt"), no goal.
+//! * **Socket floor** (no VM, no protocol): two threads of the bench process bounce 40
+//!   bytes over a Unix stream socket pair, each spinning on non-blocking reads: the
+//!   least any socket round trip costs on this host ("socket-floor"), no goal. A
+//!   forwarded read costs an in-process read plus at least this.
 //!
 //! Run: `cargo bench -p vmm-core --bench vfio_user` (env `ROUNDS`, default 9 alternating
 //! rounds; `READS`, default 2000 per BAR; `IRQS`, default 200 interrupts per VM;
@@ -179,6 +183,47 @@ fn socket_round_trip(dir: &Path, n: u64) -> f64 {
     t0.elapsed().as_secs_f64() * 1e6 / n as f64
 }
 
+/// Mean µs of `n` round trips of 40 bytes between two threads over a Unix stream socket
+/// pair, both spinning on non-blocking reads (no protocol, no device): the floor of any
+/// socket round trip here.
+fn socket_floor(n: u64) -> f64 {
+    use std::io::{ErrorKind, Read};
+    fn spin_read(s: &mut UnixStream, buf: &mut [u8]) {
+        let mut got = 0;
+        while got < buf.len() {
+            match s.read(&mut buf[got..]) {
+                Ok(0) => panic!("socket floor: peer closed"),
+                Ok(k) => got += k,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => panic!("socket floor: {e}"),
+            }
+        }
+    }
+    let (mut a, mut b) = UnixStream::pair().expect("socketpair");
+    a.set_nonblocking(true).unwrap();
+    b.set_nonblocking(true).unwrap();
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 40];
+        for _ in 0..=n {
+            spin_read(&mut b, &mut buf);
+            b.write_all(&buf).unwrap();
+        }
+    });
+    let mut buf = [0u8; 40];
+    let mut bounce = |a: &mut UnixStream| {
+        a.write_all(&buf).unwrap();
+        spin_read(a, &mut buf);
+    };
+    bounce(&mut a);
+    let t0 = Instant::now();
+    for _ in 0..n {
+        bounce(&mut a);
+    }
+    let us = t0.elapsed().as_secs_f64() * 1e6 / n as f64;
+    echo.join().unwrap();
+    us
+}
+
 /// The per-interrupt figures (cycles) of `irq-bench: mode 0 <what>` lines.
 fn irq_cycles(out: &str, what: &str) -> Vec<f64> {
     let prefix = format!("irq-bench: mode 0 {what}");
@@ -219,6 +264,7 @@ struct Series {
     irq: Vec<f64>,
     fire_to_handler: Vec<f64>,
     socket_rt: Vec<f64>,
+    socket_floor: Vec<f64>,
 }
 
 fn main() {
@@ -254,6 +300,7 @@ fn main() {
         }
         let rt = socket_round_trip(&dir, reads);
         remote.socket_rt.push(rt * khz / 1000.0);
+        remote.socket_floor.push(socket_floor(reads) * khz / 1000.0);
         for (place, s) in [
             (Place::InProcess, &mut local),
             (Place::Server, &mut remote),
@@ -302,6 +349,7 @@ fn main() {
         ("forwarded", "mmio-read", &remote.mmio),
         ("mapped", "mmio-read", &remote.mapped),
         ("socket-rt", "io-read", &remote.socket_rt),
+        ("socket-floor", "io-read", &remote.socket_floor),
         ("in-process", "io-read-net", &local.io_net),
         ("forwarded", "io-read-net", &remote.io_net),
         ("in-process", "mmio-read-net", &local.mmio_net),
@@ -386,6 +434,12 @@ fn main() {
         m(&remote.socket_rt),
         us(m(&remote.socket_rt)),
         m(&remote.io) - m(&local.io)
+    );
+    println!(
+        "the least a socket round trip costs here (two spinning threads, 40 bytes): {:.0} cycles, {:.2} µs; in-process I/O read + that floor = {:.2}x the in-process read",
+        m(&remote.socket_floor),
+        us(m(&remote.socket_floor)),
+        (m(&local.io) + m(&remote.socket_floor)) / m(&local.io)
     );
     println!(
         "forwarded / in-process: I/O {:.2}x, MMIO {:.2}x (goal: at most 2x); mapped / in-process MMIO {:.3}x (loop), {:.3}x (the read alone; goal: no exit)",
