@@ -69,6 +69,34 @@ impl ParseCx<'_> {
         }
     }
 
+    /// A string key that must be one of `choices` (its text and its value); `default`
+    /// when absent (`v` is `None`).
+    pub fn choice<T: Copy>(
+        &self,
+        v: Option<&Spanned<String>>,
+        key: &str,
+        table: &str,
+        choices: &[(&str, T)],
+        default: T,
+    ) -> Result<T, ConfigError> {
+        let Some(s) = v else { return Ok(default) };
+        if let Some((_, t)) = choices.iter().find(|(name, _)| *name == s.get_ref()) {
+            return Ok(*t);
+        }
+        let names: Vec<String> = choices.iter().map(|(n, _)| format!("'{n}'")).collect();
+        let expected = match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => names.join(""),
+        };
+        self.err(
+            s.span(),
+            format!(
+                "key '{key}' in [{table}] is '{}', expected {expected}",
+                s.get_ref()
+            ),
+        )
+    }
+
     /// Like [`ParseCx::int`], and the value must be a power of two.
     pub fn pow2(
         &self,

@@ -97,13 +97,13 @@ fn range(s: &ServiceConfig) -> (u64, u64) {
 
 fn service(cx: &ParseCx, s: RawService) -> Result<PlacedService, ConfigError> {
     let nr = cx.int(&Some(s.nr.clone()), "nr", T, 0x100..=0xFFFF_FFFF, 0)? as u32;
-    let kind = s.kind.get_ref().as_str();
-    if !matches!(kind, "kv" | "echo" | "external") {
-        return cx.err(
-            s.kind.span(),
-            format!("key 'kind' in [[hypercall.service]] is '{kind}', expected 'kv', 'echo' or 'external'"),
-        );
-    }
+    let kind = cx.choice(
+        Some(&s.kind),
+        "kind",
+        T,
+        &[("kv", "kv"), ("echo", "echo"), ("external", "external")],
+        "kv",
+    )?;
     if kind != "external" {
         if let Some(k) = s.socket.as_ref().or(s.mode.as_ref()) {
             return cx.err(
@@ -143,18 +143,16 @@ fn service(cx: &ParseCx, s: RawService) -> Result<PlacedService, ConfigError> {
             format!("[[hypercall.service]] nr {nr:#x} + count {count} passes 2^32"),
         );
     }
-    let mode = match s.mode.as_ref().map(|m| m.get_ref().as_str()) {
-        None | Some("relay") => BackendMode::Relay,
-        Some("direct") => BackendMode::Direct,
-        Some(other) => {
-            return cx.err(
-                s.mode.as_ref().unwrap().span(),
-                format!(
-                "key 'mode' in [[hypercall.service]] is '{other}', expected 'relay' or 'direct'"
-            ),
-            )
-        }
-    };
+    let mode = cx.choice(
+        s.mode.as_ref(),
+        "mode",
+        T,
+        &[
+            ("relay", BackendMode::Relay),
+            ("direct", BackendMode::Direct),
+        ],
+        BackendMode::Relay,
+    )?;
     let queue = match &s.queue {
         None => None,
         Some(q) => Some(cx.int(&Some(q.clone()), "queue", T, 0..=63, 0)? as u16),

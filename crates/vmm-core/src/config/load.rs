@@ -193,19 +193,13 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
     if let Some(v) = &vm.memory_mib {
         places.memory_mib = cx.place(v);
     }
-    let on_reset = match &vm.on_reset {
-        None => OnReset::Exit,
-        Some(v) => match v.get_ref().as_str() {
-            "exit" => OnReset::Exit,
-            "reboot" => OnReset::Reboot,
-            other => {
-                return cx.err(
-                    v.span(),
-                    format!("key 'on_reset' in [vm] is '{other}', expected 'exit' or 'reboot'"),
-                )
-            }
-        },
-    };
+    let on_reset = cx.choice(
+        vm.on_reset.as_ref(),
+        "on_reset",
+        "vm",
+        &[("exit", OnReset::Exit), ("reboot", OnReset::Reboot)],
+        OnReset::Exit,
+    )?;
 
     let Some(boot) = raw.boot else {
         return cx.err(0..0, "missing table [boot] (kind and image)".into());
@@ -282,16 +276,16 @@ pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
 }
 
 fn boot_source(cx: &ParseCx, boot: RawBoot) -> Result<(BootSource, (usize, usize)), ConfigError> {
-    let kind = match boot.kind.get_ref().as_str() {
-        "multiboot" => BootKind::Multiboot,
-        "builtin" => BootKind::Builtin,
-        other => {
-            return cx.err(
-                boot.kind.span(),
-                format!("key 'kind' in [boot] is '{other}', expected 'multiboot' or 'builtin'"),
-            )
-        }
-    };
+    let kind = cx.choice(
+        Some(&boot.kind),
+        "kind",
+        "boot",
+        &[
+            ("multiboot", BootKind::Multiboot),
+            ("builtin", BootKind::Builtin),
+        ],
+        BootKind::Multiboot,
+    )?;
     let place = cx.place(&boot.image);
     let image = boot.image.get_ref();
     let image =
@@ -404,21 +398,13 @@ fn pci(cx: &ParseCx, raw: Option<RawPci>) -> Result<(u64, bool), ConfigError> {
         Some(p) => (p.ecam_base, p.msi_delivery),
         None => (None, None),
     };
-    let msi_signal = match delivery {
-        None => false,
-        Some(d) => match d.get_ref().as_str() {
-            "irqfd" => false,
-            "signal-msi" => true,
-            other => {
-                return cx.err(
-                    d.span(),
-                    format!(
-                        "key 'msi_delivery' in [pci] is '{other}', expected 'irqfd' or 'signal-msi'"
-                    ),
-                )
-            }
-        },
-    };
+    let msi_signal = cx.choice(
+        delivery.as_ref(),
+        "msi_delivery",
+        "pci",
+        &[("irqfd", false), ("signal-msi", true)],
+        false,
+    )?;
     // The memory BAR window runs from MEM_WINDOW_START up to the ECAM base: keep it at
     // least 256 MiB, far more than every device's BARs together.
     let lowest = (crate::pci::MEM_WINDOW_START + (256 << 20)) as i64;

@@ -188,8 +188,9 @@ fn vfio_user_interrupts_are_direct_or_counted() {
     let e = err(&dev("relayed"));
     assert_eq!((e.line, e.column), (7, 14), "{e}");
     assert!(
-        e.message
-            .contains("key 'interrupts' in [device] is 'relayed', expected 'direct' or 'counted'"),
+        e.message.contains(
+            "key 'interrupts' in [[device]] is 'relayed', expected 'direct' or 'counted'"
+        ),
         "{e}"
     );
 }
@@ -209,6 +210,11 @@ fn services_are_validated() {
         "nr = 256\nkind = \"external\"\nsocket = \"s\"\nmode = \"x\"\n",
     ));
     assert_eq!(e.line, 8);
+    assert!(
+        e.message
+            .contains("key 'mode' in [[hypercall.service]] is 'x', expected 'relay' or 'direct'"),
+        "{e}"
+    );
     let e = err(&svc(
         "nr = 256\nkind = \"kv\"\n[[hypercall.service]]\nnr = 256\nkind = \"kv\"\n",
     ));
@@ -223,7 +229,12 @@ fn services_are_validated() {
         "{e}"
     );
     let e = err(&svc("nr = 256\nkind = \"teapot\"\n"));
-    assert!(e.message.contains("'teapot'"), "{e}");
+    assert!(
+        e.message.contains(
+            "key 'kind' in [[hypercall.service]] is 'teapot', expected 'kv', 'echo' or 'external'"
+        ),
+        "{e}"
+    );
     let e = err(&svc(
         "nr = 256\nkind = \"external\"\nsocket = \"s\"\nmode = \"direct\"\n",
     ));

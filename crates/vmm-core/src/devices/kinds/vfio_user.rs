@@ -77,19 +77,16 @@ pub fn parse(
         1..=60_000,
         1000,
     )?;
-    let interrupts = match &raw.interrupts {
-        None => InterruptPath::Direct,
-        Some(v) => match v.get_ref().as_str() {
-            "direct" => InterruptPath::Direct,
-            "counted" => InterruptPath::Counted,
-            other => {
-                return cx.err(
-                    v.span(),
-                    format!("key 'interrupts' in {t} is '{other}', expected 'direct' or 'counted'"),
-                )
-            }
-        },
-    };
+    let interrupts = cx.choice(
+        raw.interrupts.as_ref(),
+        "interrupts",
+        t,
+        &[
+            ("direct", InterruptPath::Direct),
+            ("counted", InterruptPath::Counted),
+        ],
+        InterruptPath::Direct,
+    )?;
     Ok(Arc::new(VfioUserSpec {
         socket: cx.path(raw.socket.get_ref()),
         connect_timeout: Duration::from_millis(connect as u64),
