@@ -73,6 +73,12 @@ pub enum Error {
 /// Result of vmm-core operations.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Wraps an I/O error with what was being done.
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
 /// Wraps a kvm-ioctls error with the operation's name.
 pub(crate) fn kvm_err(op: &'static str) -> impl Fn(kvm_ioctls::Error) -> Error {
     move |source| Error::Kvm { op, source }

@@ -81,7 +81,7 @@ impl Machine {
             let reason = vm.run(opts)?;
             let mut cur = self.current();
             cur.control = None;
-            if self.config.on_reset != OnReset::Reboot || !reason.is_reset() {
+            if !self.config.on_reset.reboots_after(&reason) {
                 return Ok(reason);
             }
             if let Some(r) = &cur.stop {

@@ -16,7 +16,6 @@ use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
 
 use crate::bus::{Bus, Space};
 use crate::config::Config;
-use crate::config::OnReset;
 use crate::control::{StopReason, VmControl};
 use crate::devices::vfio_user::client::HeldConnections;
 use crate::devices::wiring::{Services, VmHooks, Wiring};
@@ -229,7 +228,7 @@ impl Vm {
         } = self;
         // A reboot follows: the kernel's teardown is waited for, so that boots never
         // pile up teardown children.
-        let reboots = config.on_reset == OnReset::Reboot && reason.is_reset();
+        let reboots = config.on_reset.reboots_after(&reason);
         drop((config, services, pci, pio, mmio, control, injector, vcpus));
         mark("devices and buses released");
         let handoff = (opts.async_teardown && !reboots)

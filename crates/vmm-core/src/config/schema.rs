@@ -62,6 +62,14 @@ pub enum OnReset {
     Reboot,
 }
 
+impl OnReset {
+    /// True if the machine boots again after stopping for `reason`: a machine reset
+    /// (reset request, triple fault) with `on_reset = "reboot"`.
+    pub fn reboots_after(self, reason: &crate::control::StopReason) -> bool {
+        self == OnReset::Reboot && reason.is_reset()
+    }
+}
+
 /// Line/column of keys whose values are checked against KVM or the image.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Places {

@@ -52,6 +52,12 @@ fn on_reset_is_exit_or_reboot() {
     assert_eq!(ok(BOOT).on_reset, OnReset::Exit, "exit by default");
     let c = ok(&format!("[vm]\non_reset = \"reboot\"\n{BOOT}"));
     assert_eq!(c.on_reset, OnReset::Reboot);
+    let reset = crate::control::StopReason::Reset("cf9".into());
+    assert!(c.on_reset.reboots_after(&reset));
+    assert!(!c
+        .on_reset
+        .reboots_after(&crate::control::StopReason::PowerOff));
+    assert!(!OnReset::Exit.reboots_after(&reset));
     let c = ok(&format!("[vm]\non_reset = \"exit\"\n{BOOT}"));
     assert_eq!(c.on_reset, OnReset::Exit);
     let e = err(&format!(

@@ -24,16 +24,13 @@ use std::time::Duration;
 use irq_router::IrqHandle;
 use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 
+use crate::error::io_err;
 use crate::{Error, Result};
 
 /// How long a client may take to send its request (and to take the answer).
 pub const CLIENT_DEADLINE: Duration = Duration::from_secs(1);
 /// Clients served at once.
 pub const MAX_CLIENTS: usize = 32;
-
-fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { what, source }
-}
 
 /// A running fd server; [`SocketServer::stop`] ends its accepting thread and removes
 /// the socket (client threads end within their deadline).
@@ -66,7 +63,7 @@ pub fn serve(path: &Path, device: &str, handles: Vec<IrqHandle>) -> Result<Socke
     })?;
     let accepting = listener
         .try_clone()
-        .map_err(io(format!("cloning {}", path.display())))?;
+        .map_err(io_err(format!("cloning {}", path.display())))?;
     let device = device.to_string();
     let check = guard::PeerCheck::new(&path.display().to_string());
     let stopping = Arc::new(AtomicBool::new(false));
@@ -74,7 +71,7 @@ pub fn serve(path: &Path, device: &str, handles: Vec<IrqHandle>) -> Result<Socke
     let thread = std::thread::Builder::new()
         .name(format!("{device}-irqfds"))
         .spawn(move || accept_loop(accepting, device, Arc::new(handles), check, stop))
-        .map_err(io("spawning the irq fd server".into()))?;
+        .map_err(io_err("spawning the irq fd server"))?;
     Ok(SocketServer {
         listener,
         path: path.to_path_buf(),
@@ -146,11 +143,11 @@ fn answer(mut conn: UnixStream, handles: &[IrqHandle]) -> std::io::Result<()> {
 /// Asks the server at `path` for `vector`'s eventfd.
 pub fn request(path: &Path, vector: u32) -> Result<File> {
     let mut conn =
-        UnixStream::connect(path).map_err(io(format!("connecting to {}", path.display())))?;
+        UnixStream::connect(path).map_err(io_err(format!("connecting to {}", path.display())))?;
     conn.set_read_timeout(Some(CLIENT_DEADLINE * 5))
-        .map_err(io("setting a deadline".into()))?;
+        .map_err(io_err("setting a deadline"))?;
     conn.write_all(&vector.to_le_bytes())
-        .map_err(io("sending the request".into()))?;
+        .map_err(io_err("sending the request"))?;
     let mut reply = [0u8; 2];
     let (n, fd) = conn.recv_with_fd(&mut reply).map_err(|e| Error::Io {
         what: "receiving the eventfd".into(),

@@ -24,6 +24,7 @@ use vu::{Channel, Command, Message};
 
 use super::slots::IrqSlots;
 use crate::devices::irq_line::IrqLine;
+use crate::error::io_err;
 use crate::{Error, Result};
 
 /// Config space bytes served (region 7).
@@ -107,12 +108,12 @@ pub fn shared_memory(size: u64) -> Result<Arc<OwnedFd>> {
     // SAFETY: a valid NUL-terminated name; the result is checked.
     let fd = unsafe { libc::memfd_create(c"kvmbus-shared-bar".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
-        return Err(io("memfd_create".into())(std::io::Error::last_os_error()));
+        return Err(io_err("memfd_create")(std::io::Error::last_os_error()));
     }
     // SAFETY: `fd` was just created and is owned by nobody else.
     let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let f = std::fs::File::from(fd.try_clone().map_err(io("dup".into()))?);
-    f.set_len(size).map_err(io("sizing a shared BAR".into()))?;
+    let f = std::fs::File::from(fd.try_clone().map_err(io_err("dup"))?);
+    f.set_len(size).map_err(io_err("sizing a shared BAR"))?;
     Ok(Arc::new(fd))
 }
 
@@ -134,14 +135,10 @@ pub struct Server {
     reply_fds: Vec<std::os::fd::RawFd>,
 }
 
-fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { what, source }
-}
-
 /// Binds a listening socket at `path` (replacing a stale socket file), mode 0600.
 pub fn listen(path: &Path) -> Result<UnixListener> {
     if path.exists() {
-        std::fs::remove_file(path).map_err(io(format!("removing {}", path.display())))?;
+        std::fs::remove_file(path).map_err(io_err(format!("removing {}", path.display())))?;
     }
     // SAFETY: umask only changes this process's file creation mask; it is restored
     // right after the bind, so the socket never exists with wider permissions.
@@ -149,7 +146,7 @@ pub fn listen(path: &Path) -> Result<UnixListener> {
     let l = UnixListener::bind(path);
     // SAFETY: as above.
     unsafe { libc::umask(old) };
-    l.map_err(io(format!("binding {}", path.display())))
+    l.map_err(io_err(format!("binding {}", path.display())))
 }
 
 /// The uid of the process at the other end of `s`.
@@ -258,7 +255,7 @@ impl Server {
         loop {
             let (conn, _) = listener
                 .accept()
-                .map_err(io("accepting a vfio-user client".into()))?;
+                .map_err(io_err("accepting a vfio-user client"))?;
             // SAFETY: geteuid cannot fail.
             let me = unsafe { libc::geteuid() };
             match peer_uid(&conn) {

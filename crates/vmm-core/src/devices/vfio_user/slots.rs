@@ -9,18 +9,12 @@ use std::sync::Arc;
 use irq_router::IrqHandle;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
+use crate::error::io_err;
 use crate::{Error, Result};
 
 /// One eventfd per vector whose file can be swapped for another process's eventfd.
 pub struct IrqSlots {
     fds: Vec<Arc<EventFd>>,
-}
-
-fn io(what: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        what: what.into(),
-        source,
-    }
 }
 
 /// True if `fd` is an eventfd (what SET_IRQS must carry).
@@ -35,7 +29,7 @@ impl IrqSlots {
         let fds = (0..n)
             .map(|_| EventFd::new(EFD_NONBLOCK).map(Arc::new))
             .collect::<std::io::Result<Vec<_>>>()
-            .map_err(io("creating interrupt slots"))?;
+            .map_err(io_err("creating interrupt slots"))?;
         Ok(IrqSlots { fds })
     }
 
@@ -75,7 +69,7 @@ impl IrqSlots {
             fl >= 0 && libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK) == 0
         };
         if !ok {
-            return Err(io("making an interrupt fd non-blocking")(
+            return Err(io_err("making an interrupt fd non-blocking")(
                 std::io::Error::last_os_error(),
             ));
         }
@@ -88,7 +82,7 @@ impl IrqSlots {
         let Some(slot) = self.fds.get(i) else {
             return Ok(());
         };
-        let fresh = EventFd::new(EFD_NONBLOCK).map_err(io("creating an interrupt slot"))?;
+        let fresh = EventFd::new(EFD_NONBLOCK).map_err(io_err("creating an interrupt slot"))?;
         dup_onto(fresh.as_raw_fd(), slot)
     }
 
@@ -111,7 +105,7 @@ fn dup_onto(src: RawFd, slot: &EventFd) -> Result<()> {
     // write either the old or the new file; `src` is a valid descriptor we hold.
     let r = unsafe { libc::dup3(src, slot.as_raw_fd(), libc::O_CLOEXEC) };
     if r < 0 {
-        return Err(io("dup3 onto an interrupt slot")(
+        return Err(io_err("dup3 onto an interrupt slot")(
             std::io::Error::last_os_error(),
         ));
     }

@@ -163,7 +163,7 @@ impl Conn {
                 &[],
             ),
         };
-        if let Some(Err(errno)) = probe {
+        if let (Some(_), Some(Err(errno))) = (h.dma, probe) {
             log::warn!(
                 "{}: unmapping the old guest memory: errno {errno}",
                 self.name

@@ -17,7 +17,8 @@ use irq_router::IrqHandle;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use crate::{Error, Result};
+use crate::error::io_err;
+use crate::Result;
 
 /// The stop event's epoll token (vectors use their index).
 const STOP: u64 = u64::MAX;
@@ -32,19 +33,12 @@ pub(crate) struct IrqRelay {
     thread: Option<JoinHandle<()>>,
 }
 
-fn io(what: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        what: what.to_string(),
-        source,
-    }
-}
-
 impl IrqRelay {
     /// Starts relaying fresh eventfds to `handles` (same order).
     pub(crate) fn spawn(name: &str, handles: Vec<IrqHandle>) -> Result<IrqRelay> {
         let what = format!("{name}: interrupt relay");
-        let epoll = Epoll::new().map_err(io(&what))?;
-        let stop = EventFd::new(EFD_NONBLOCK).map_err(io(&what))?;
+        let epoll = Epoll::new().map_err(io_err(&what))?;
+        let stop = EventFd::new(EFD_NONBLOCK).map_err(io_err(&what))?;
         let add = |fd: i32, token: u64| {
             epoll.ctl(
                 ControlOperation::Add,
@@ -52,19 +46,19 @@ impl IrqRelay {
                 EpollEvent::new(EventSet::IN, token),
             )
         };
-        add(stop.as_raw_fd(), STOP).map_err(io(&what))?;
+        add(stop.as_raw_fd(), STOP).map_err(io_err(&what))?;
         let mut fds = Vec::with_capacity(handles.len());
         for i in 0..handles.len() {
-            let fd = Arc::new(EventFd::new(EFD_NONBLOCK).map_err(io(&what))?);
-            add(fd.as_raw_fd(), i as u64).map_err(io(&what))?;
+            let fd = Arc::new(EventFd::new(EFD_NONBLOCK).map_err(io_err(&what))?);
+            add(fd.as_raw_fd(), i as u64).map_err(io_err(&what))?;
             fds.push(fd);
         }
-        let stop_fd = stop.try_clone().map_err(io(&what))?;
+        let stop_fd = stop.try_clone().map_err(io_err(&what))?;
         let ours = fds.clone();
         let thread = std::thread::Builder::new()
             .name("vfio-user-irq".into())
             .spawn(move || relay(&epoll, &stop_fd, &ours, &handles))
-            .map_err(io(&what))?;
+            .map_err(io_err(&what))?;
         Ok(IrqRelay {
             fds,
             stop,
