@@ -163,6 +163,70 @@ fn a_taken_metrics_port_is_an_error_at_start_up() {
     assert!(stdout(&out).is_empty(), "the guest must not have run");
 }
 
+#[test]
+fn metrics_out_holds_the_final_counts_of_a_finished_run() {
+    if !kvm_or_skip("metrics_out_holds_the_final_counts_of_a_finished_run") {
+        return;
+    }
+    let d = scratch("metrics-out");
+    let file = d.join("final.prom");
+    let out = run_with_deadline(
+        kvmbus()
+            .arg("run")
+            .arg(config(&d, "h", &builtin("hello", 1, "")))
+            .arg("--metrics-out")
+            .arg(&file),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&file).expect("the metrics file");
+    assert!(
+        text.contains("kvmbus_vm_state{vm=\"demo\",state=\"stopped\"} 1"),
+        "the file is written after the VM stopped:\n{text}"
+    );
+    // Every byte the guest printed was a write to the serial port: one I/O exit at least.
+    let io_out: f64 = text
+        .lines()
+        .find(|l| l.starts_with("kvmbus_vcpu_exits_total{") && l.contains("reason=\"io_out\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no io_out exit count in:\n{text}"));
+    let printed = stdout(&out).len() as f64;
+    assert!(
+        printed > 0.0 && io_out >= printed,
+        "{io_out} io_out exits for {printed} bytes printed"
+    );
+    let check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .expect("promtool (package prometheus)");
+    assert!(
+        check.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn an_unwritable_metrics_out_is_an_error_before_the_guest_runs() {
+    let d = scratch("metrics-out-bad");
+    let file = d.join("no-such-dir").join("final.prom");
+    let out = run_with_deadline(
+        kvmbus()
+            .arg("run")
+            .arg(config(&d, "h", &builtin("hello", 1, "")))
+            .arg("--metrics-out")
+            .arg(&file),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(5));
+    let err = stderr(&out);
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(stdout(&out).is_empty(), "the guest must not have run");
+}
+
 /// A tmux session running `cmd` at 80x24 that stays around after the command exits,
 /// on a tmux server of its own (`-L`): sessions of tests running at once never share
 /// (or race to start) one server.

@@ -10,6 +10,7 @@
 //! whatever the clients do. [`Exporter::render`] always renders afresh.
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -107,6 +108,18 @@ impl Exporter {
     /// The text exposition of everything recorded so far.
     pub fn render(&self) -> String {
         self.handle.render()
+    }
+
+    /// Writes the text exposition to `path` whole: rendered into a temporary file beside
+    /// it, then renamed over it, so that a reader sees the old file or the new one.
+    pub fn write_to(&self, path: &Path) -> std::io::Result<()> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        std::fs::write(&tmp, self.render())?;
+        std::fs::rename(&tmp, path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
     }
 
     /// The address the HTTP listener is bound to, if any.

@@ -35,6 +35,10 @@ enum Command {
         /// removed when the VM ends.
         #[arg(long, value_name = "DIR")]
         sd_dir: Option<PathBuf>,
+        /// Write the final metrics (Prometheus text) to FILE when the VM ends: what a
+        /// run too short to scrape cost, exit by exit.
+        #[arg(long, value_name = "FILE")]
+        metrics_out: Option<PathBuf>,
         /// Tear the KVM VM down before exiting, instead of in a short-lived child process
         /// after the exit status is known.
         #[arg(long)]
@@ -157,8 +161,9 @@ pub fn main() -> i32 {
             tui,
             metrics,
             sd_dir,
+            metrics_out,
             sync_teardown,
-        } => run(config, tui, metrics, sd_dir, sync_teardown),
+        } => run(config, tui, metrics, sd_dir, metrics_out, sync_teardown),
         Command::Check { config } => check(config),
         Command::Sd(SdCommand::Serve { dir, listen }) => sd_serve(dir, listen),
         Command::Top {
@@ -221,6 +226,7 @@ fn run(
     tui: bool,
     metrics: Option<SocketAddr>,
     sd_dir: Option<PathBuf>,
+    metrics_out: Option<PathBuf>,
     sync_teardown: bool,
 ) -> i32 {
     vmm_core::startup::mark("main");
@@ -237,8 +243,17 @@ fn run(
     };
     vmm_core::startup::mark("config loaded");
     let listen = metrics.or(config.metrics_listen);
-    // Metrics are recorded when something reads them: an endpoint or the dashboard.
-    let exporter = if listen.is_some() || tui {
+    // The file is created now, so that a path that cannot be written fails before the
+    // VM runs rather than after.
+    if let Some(p) = &metrics_out {
+        if let Err(e) = std::fs::File::create(p) {
+            eprintln!("kvmbus: --metrics-out {}: {e}", p.display());
+            return exit_code::VMM_ERROR;
+        }
+    }
+    // Metrics are recorded when something reads them: an endpoint, the dashboard or
+    // the file written at the end.
+    let exporter = if listen.is_some() || tui || metrics_out.is_some() {
         match monitor::Exporter::install(listen) {
             Ok(e) => Some(e),
             Err(e) => {
@@ -277,7 +292,11 @@ fn run(
     let machine = std::sync::Arc::new(Machine::new(config));
     let vm = match machine.build() {
         Ok(vm) => vm,
-        Err(e) => return fail(&e),
+        // What the attempt recorded (e.g. a vfio-user server's refusal) is still written.
+        Err(e) => {
+            let code = fail(&e);
+            return metrics_out_written(&metrics_out, &exporter).unwrap_or(code);
+        }
     };
     // Registered once the VM exists; the file goes when `sd` drops, on every way out.
     let sd = match sd_register(sd_dir, &vm.config, &exporter) {
@@ -309,6 +328,9 @@ fn run(
         eprintln!("kvmbus: guest serial output is in {}", p.display());
     }
     vmm_core::startup::mark("run returned");
+    if let Some(code) = metrics_out_written(&metrics_out, &exporter) {
+        return code;
+    }
     match result {
         Ok(reason) => {
             let code = reason.exit_code();
@@ -324,6 +346,21 @@ fn run(
         }
         Err(e) => fail(&e),
     }
+}
+
+/// Writes the final metrics to the `--metrics-out` file, if one was asked for; the exit
+/// code when that fails (said on stderr).
+fn metrics_out_written(
+    path: &Option<PathBuf>,
+    exporter: &Option<monitor::Exporter>,
+) -> Option<i32> {
+    let (Some(p), Some(exp)) = (path, exporter) else {
+        return None;
+    };
+    exp.write_to(p).err().map(|e| {
+        eprintln!("kvmbus: --metrics-out {}: {e}", p.display());
+        exit_code::VMM_ERROR
+    })
 }
 
 /// Writes `<dir>/<vm>.json` for the metrics endpoint when `--sd-dir` or `[metrics] sd_dir`
