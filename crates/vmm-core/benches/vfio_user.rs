@@ -40,6 +40,11 @@
 //!   The same with `interrupts = "counted"` (server-counted, no goal): the server writes
 //!   kvmbus's eventfds and a relay thread raises the vector, counting it; the interval
 //!   then includes that thread's wake-up.
+//! * **vCPU round trip**: the bar-bench VMs run with `--metrics-out`, both of them (so
+//!   that both record metrics alike); the forwarded one's
+//!   `kvmbus_vfio_user_round_trip_seconds` mean, in cycles ("vcpu-rt"), is what each
+//!   forwarded read spent on the socket, seen by the vCPU thread that made it. No goal:
+//!   it shows what of a forwarded read is the exit and what is the round trip.
 //! * **Socket round trip** (no VM): the bench process itself sends `READS` REGION_READs
 //!   of BAR0's ID register to a fresh device-server (polling for each reply as the
 //!   vCPU thread does) and times them: what a forwarded read adds to an exit, at least.
@@ -97,8 +102,9 @@ enum Place {
 }
 
 /// Boots `guest` under `kvmbus run` with the irq-test at 00:04.0, in-process or served by
-/// a fresh device-server; returns the guest's output.
-fn run(dir: &Path, guest: &str, cmdline: &str, place: Place) -> String {
+/// a fresh device-server; returns the guest's output and, with `metrics`, the final
+/// metrics (`--metrics-out`).
+fn run(dir: &Path, guest: &str, cmdline: &str, place: Place, metrics: bool) -> (String, String) {
     let sub: PathBuf = dir.join(match place {
         Place::InProcess => "local",
         Place::Server => "remote",
@@ -121,7 +127,29 @@ fn run(dir: &Path, guest: &str, cmdline: &str, place: Place) -> String {
         ),
     };
     let cfg = builtin_config(&sub, guest, 1, cmdline, &device);
-    kvmbus(&cfg, &[])
+    if !metrics {
+        return (kvmbus(&cfg, &[]), String::new());
+    }
+    let prom = sub.join("final.prom");
+    let out = kvmbus(&cfg, &["--metrics-out", prom.to_str().unwrap()]);
+    (
+        out,
+        std::fs::read_to_string(&prom).expect("--metrics-out file"),
+    )
+}
+
+/// The mean of histogram `name` in `prom` (its `_sum` over its `_count`, all series).
+fn prom_mean(prom: &str, name: &str) -> f64 {
+    let total = |suffix: &str| -> f64 {
+        let key = format!("{name}_{suffix}{{");
+        prom.lines()
+            .filter(|l| l.starts_with(&key))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let n = total("count");
+    assert!(n > 0.0, "no {name} samples in:\n{prom}");
+    total("sum") / n
 }
 
 /// The per-interrupt figures (cycles) of `irq-bench: mode 0 <what>` lines.
@@ -165,6 +193,8 @@ struct Series {
     fire_to_handler: Vec<f64>,
     socket_rt: Vec<f64>,
     socket_floor: Vec<f64>,
+    /// The vCPU thread's REGION_READ round trip: kvmbus's own histogram, in cycles.
+    vcpu_rt: Vec<f64>,
 }
 
 fn main() {
@@ -184,7 +214,8 @@ fn main() {
     let mut khz = 0.0;
     for r in 0..rounds {
         for (place, s) in [(Place::InProcess, &mut local), (Place::Server, &mut remote)] {
-            let out = run(&dir, "bar-bench", &bar_cmd, place);
+            // Both with the final metrics, so that both record them alike.
+            let (out, prom) = run(&dir, "bar-bench", &bar_cmd, place, true);
             khz = figure(&out, "bar-bench: tsc", " kHz");
             let (io, mmio, mapped) = bar(&out, false);
             let (io_net, mmio_net, mapped_net) = bar(&out, true);
@@ -193,6 +224,8 @@ fn main() {
             s.io_net.push(io_net);
             s.mmio_net.push(mmio_net);
             if place == Place::Server {
+                let rt = prom_mean(&prom, "kvmbus_vfio_user_round_trip_seconds");
+                s.vcpu_rt.push(rt * khz * 1000.0);
                 let missing = "the server's shared BAR4 is mapped";
                 s.mapped.push(mapped.expect(missing));
                 s.mapped_net.push(mapped_net.expect(missing));
@@ -206,7 +239,7 @@ fn main() {
             (Place::Server, &mut remote),
             (Place::ServerCounted, &mut counted),
         ] {
-            let out = run(&dir, "irq-bench", &irq_cmd, place);
+            let (out, _) = run(&dir, "irq-bench", &irq_cmd, place, false);
             let us = |c: f64| c / khz * 1000.0;
             s.irq.push(us(median(irq_cycles(&out, "trig"))));
             // From before the FIRE write (includes DELAY and, with the server, the
@@ -248,6 +281,7 @@ fn main() {
         ("in-process", "mmio-read", &local.mmio),
         ("forwarded", "mmio-read", &remote.mmio),
         ("mapped", "mmio-read", &remote.mapped),
+        ("vcpu-rt", "io-read", &remote.vcpu_rt),
         ("socket-rt", "io-read", &remote.socket_rt),
         ("socket-floor", "io-read", &remote.socket_floor),
         ("in-process", "io-read-net", &local.io_net),
@@ -334,6 +368,12 @@ fn main() {
         m(&remote.socket_rt),
         us(m(&remote.socket_rt)),
         m(&remote.io) - m(&local.io)
+    );
+    println!(
+        "the same round trip from kvmbus's vCPU thread (its round-trip histogram's mean over every forwarded read of the run): {:.0} cycles, {:.2} µs; in-process I/O read + that = {:.2}x the in-process read",
+        m(&remote.vcpu_rt),
+        us(m(&remote.vcpu_rt)),
+        (m(&local.io) + m(&remote.vcpu_rt)) / m(&local.io)
     );
     println!(
         "the least a socket round trip costs here (two spinning threads, 40 bytes): {:.0} cycles, {:.2} µs; in-process I/O read + that floor = {:.2}x the in-process read",
