@@ -1,8 +1,10 @@
 //! The client's connection: connect with a bounded wait, negotiate, and make calls that
 //! turn every transport failure into "disconnected" (the caller then reads all-ones);
 //! [`Conn::reconnect`] opens a new connection and replays what the server was given
-//! (DMA maps, interrupt fds, COMMAND). Across a machine reset the connection is kept
-//! ([`Conn::park`], [`super::HeldConnections`]).
+//! (DMA maps, interrupt fds, COMMAND) once it has checked that the new server offers the
+//! same device (regions and IDs), whose mmap-able areas it then maps in place of the old
+//! server's. Across a machine reset the connection is kept ([`Conn::park`],
+//! [`super::HeldConnections`]).
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -12,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use vfio_user_proto as vu;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
-use vmm_sys_util::eventfd::EventFd;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use vu::{Channel, Command, Message};
 
+use super::areas::{map_regions, same_shape, Areas};
 use super::held::{Held, HeldConnections};
 use super::metrics::DeviceMetrics;
 
@@ -48,6 +51,18 @@ pub(crate) struct Replay {
     pub(crate) irqs: Vec<(u32, Vec<Arc<EventFd>>)>,
     /// COMMAND as last written.
     pub(crate) command: Option<u16>,
+    /// What the device was built from, which a new server must offer again.
+    pub(crate) shape: Option<Shape>,
+}
+
+/// The device as first found: a reconnected server must be the same device.
+pub(crate) struct Shape {
+    /// Vendor and device ID (config space bytes 0-3).
+    pub(crate) id: u32,
+    /// Region info of BARs 0-5.
+    pub(crate) bars: Vec<vu::RegionInfo>,
+    /// Which BARs the function has.
+    pub(crate) present: [bool; 6],
 }
 
 /// One server connection (or none, while the server is away).
@@ -61,13 +76,31 @@ pub(crate) struct Conn {
     pub(crate) replay: Replay,
     pub(crate) metrics: DeviceMetrics,
     last_log: Option<Instant>,
+    /// When a refused access was last logged.
+    last_refusal_log: Option<Instant>,
     /// Where the connection is parked when the device goes (a reboot follows).
     held: Option<HeldConnections>,
     /// Parked or closed for good: no reconnecting.
     retired: bool,
-    /// Tells the reconnect thread the connection was lost (it sleeps until then; it
-    /// ends when this is dropped with the connection).
-    lost: Option<crossbeam_channel::Sender<()>>,
+    /// Wakes the watch thread (module `watch`): the connection was lost, parked, or
+    /// this `Conn` is going.
+    pub(crate) wake: Arc<EventFd>,
+    /// Counts connections made, so that the watch thread's view of "the connection"
+    /// is the current one.
+    generation: u64,
+    /// The mmap-able BAR areas (placed only while connected).
+    pub(crate) areas: Areas,
+}
+
+/// True (and `last` set to now) if the last such log line was at least [`LOG_EVERY`]
+/// ago or never.
+fn due(last: &mut Option<Instant>) -> bool {
+    let now = Instant::now();
+    let due = last.is_none_or(|t| now.duration_since(t) >= LOG_EVERY);
+    if due {
+        *last = Some(now);
+    }
+    due
 }
 
 fn proto_err(name: &str, e: vu::Error) -> crate::Error {
@@ -109,6 +142,10 @@ impl Conn {
         metrics: DeviceMetrics,
         held: Option<HeldConnections>,
     ) -> crate::Result<Conn> {
+        let wake = EventFd::new(EFD_NONBLOCK).map_err(|e| crate::Error::Io {
+            what: format!("{name}: eventfd"),
+            source: e,
+        })?;
         let mut c = Conn {
             name: name.to_string(),
             socket: socket.to_path_buf(),
@@ -118,9 +155,12 @@ impl Conn {
             replay: Replay::default(),
             metrics,
             last_log: None,
+            last_refusal_log: None,
             held,
             retired: false,
-            lost: None,
+            wake: Arc::new(wake),
+            generation: 0,
+            areas: Areas::none(),
         };
         if let Some(h) = c.held.as_ref().and_then(|s| s.take(socket)) {
             if c.resume(h) {
@@ -176,6 +216,7 @@ impl Conn {
     /// is a store (else it closes with this), and never reconnect.
     pub(crate) fn park(&mut self) {
         self.retired = true;
+        let _ = self.wake.write(1);
         if let (Some(store), Some(chan)) = (self.held.as_ref(), self.chan.take()) {
             store.put(
                 &self.socket,
@@ -217,6 +258,7 @@ impl Conn {
         v.check_reply()?;
         self.peer = v.caps;
         self.chan = Some(chan);
+        self.generation += 1;
         Ok(())
     }
 
@@ -257,32 +299,28 @@ impl Conn {
         }
     }
 
-    /// Returns what the reconnect thread waits on: a message when the connection is
-    /// lost, disconnection when this `Conn` is gone.
-    pub(crate) fn watch_losses(&mut self) -> crossbeam_channel::Receiver<()> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        if self.chan.is_none() {
-            // Lost already (during setup).
-            let _ = tx.try_send(());
+    /// What the watch thread watches while connected: the connection's generation and
+    /// its socket (a second descriptor of it). `None` while disconnected.
+    pub(crate) fn watch(&self) -> Option<(u64, UnixStream)> {
+        let chan = self.chan.as_ref()?;
+        Some((self.generation, chan.stream().try_clone().ok()?))
+    }
+
+    /// The socket of connection `generation` was closed by the server.
+    pub(crate) fn peer_closed(&mut self, generation: u64) {
+        if generation == self.generation && self.chan.is_some() {
+            self.drop_connection("it closed the connection");
         }
-        self.lost = Some(tx);
-        rx
     }
 
     /// Forgets the connection after a failure.
     pub(crate) fn drop_connection(&mut self, why: &str) {
         self.chan = None;
-        if let Some(tx) = &self.lost {
-            let _ = tx.try_send(());
-        }
+        self.areas.suspend();
+        let _ = self.wake.write(1);
         self.metrics.set_connected(false);
         self.metrics.failures.increment(1);
-        let now = Instant::now();
-        if self
-            .last_log
-            .is_none_or(|t| now.duration_since(t) >= LOG_EVERY)
-        {
-            self.last_log = Some(now);
+        if due(&mut self.last_log) {
             log::warn!(
                 "{}: vfio-user server {} unavailable ({why}); BAR reads return all-ones until it reconnects",
                 self.name,
@@ -316,7 +354,11 @@ impl Conn {
                         false
                     }
                 },
-                Some(Err(_)) | None => false,
+                Some(Err(errno)) => {
+                    self.refused("REGION_READ", region, offset + done as u64, n, errno);
+                    false
+                }
+                None => false,
             };
             if !ok {
                 data.fill(0xff);
@@ -340,16 +382,31 @@ impl Conn {
                 count: piece.len() as u32,
                 data: piece.to_vec(),
             };
-            if !matches!(
-                self.call(Command::RegionWrite, &req.encode(), &[]),
-                Some(Ok(_))
-            ) {
+            let ok = match self.call(Command::RegionWrite, &req.encode(), &[]) {
+                Some(Ok(_)) => true,
+                Some(Err(errno)) => {
+                    self.refused("REGION_WRITE", region, req.offset, piece.len(), errno);
+                    false
+                }
+                None => false,
+            };
+            if !ok {
                 self.metrics.dropped.increment(1);
                 return false;
             }
         }
         self.metrics.round_trip.record(t0.elapsed().as_secs_f64());
         true
+    }
+
+    /// Logs (rate-limited) an access the server answered with an error.
+    fn refused(&mut self, what: &str, region: u32, offset: u64, len: usize, errno: u32) {
+        if due(&mut self.last_refusal_log) {
+            log::warn!(
+                "{}: the server refused {what} of region {region} at {offset:#x}+{len}: errno {errno}",
+                self.name
+            );
+        }
     }
 
     /// Gives the server guest memory (DMA_MAP of the memfd).
@@ -433,6 +490,9 @@ impl Conn {
             self.drop_connection(&format!("reconnect: {e}"));
             return false;
         }
+        let Some(areas) = self.same_device() else {
+            return false;
+        };
         let dma = self.replay.dma.clone();
         if let Some(d) = &dma {
             if !self.dma_map(d) {
@@ -449,11 +509,75 @@ impl Conn {
             self.write_command(c);
         }
         if self.connected() {
+            self.areas.resume_with(areas);
             self.metrics.set_connected(true);
             self.metrics.reconnects.increment(1);
             log::info!("{}: vfio-user server reconnected", self.name);
         }
         self.connected()
+    }
+}
+
+impl Conn {
+    /// Checks that the newly connected server offers the device first found (IDs, BAR
+    /// regions) and returns its mmap-able areas; else drops the connection (the device
+    /// then stays away until a server that is the same device answers).
+    fn same_device(&mut self) -> Option<Vec<super::mapping::Area>> {
+        let Some(shape) = self.replay.shape.take() else {
+            return Some(Vec::new());
+        };
+        let checked = self.check_shape(&shape);
+        self.replay.shape = Some(shape);
+        match checked {
+            Ok(areas) => Some(areas),
+            Err(why) => {
+                if self.connected() {
+                    self.drop_connection(&format!("the new server is another device: {why}"));
+                }
+                None
+            }
+        }
+    }
+
+    fn check_shape(
+        &mut self,
+        shape: &Shape,
+    ) -> std::result::Result<Vec<super::mapping::Area>, String> {
+        let mut id = [0u8; 4];
+        if !self.region_read(vu::REGION_CONFIG, 0, &mut id) {
+            return Err("its config space cannot be read".into());
+        }
+        let id = u32::from_le_bytes(id);
+        if id != shape.id {
+            return Err(format!("IDs {:08x}, not {:08x}", id, shape.id));
+        }
+        let mut regions = Vec::new();
+        for old in &shape.bars {
+            let (new, fd) = match super::region_info(self, old.index) {
+                Some(Ok(r)) => r,
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Err("it went away".into()),
+            };
+            if !same_shape(old, &new) {
+                return Err(format!(
+                    "region {} is {:#x} bytes, flags {:#x} (was {:#x}, {:#x})",
+                    old.index, new.size, new.flags, old.size, old.flags
+                ));
+            }
+            regions.push((new, fd));
+        }
+        Ok(if self.areas.maps() {
+            map_regions(&self.name, regions, &shape.present)
+        } else {
+            Vec::new()
+        })
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // The watch thread ends when it finds this gone.
+        let _ = self.wake.write(1);
     }
 }
 

@@ -10,10 +10,14 @@
 //! slots that move with the BAR). INTx is a resampling irqfd on an IOAPIC pin.
 //!
 //! A server that closes, stalls past the reply timeout or answers garbage is dropped:
-//! BAR reads return all-ones and writes are dropped (logged, rate-limited, counted); a
-//! thread (asleep while connected) then reconnects every 100 ms and replays DMA maps,
-//! interrupt fds and COMMAND.
+//! BAR reads return all-ones and writes are dropped (logged, rate-limited, counted), the
+//! mapped areas included (they leave the guest); a thread (module `watch`, asleep on the
+//! socket while connected) then reconnects every 100 ms, checks that the new server is
+//! the same device, and replays DMA maps, interrupt fds and COMMAND. The part of a BAR
+//! past its region (a region's size rounded up to a power of two) is not the server's:
+//! it reads all-ones and ignores writes, never forwarded.
 
+mod areas;
 mod conn;
 mod held;
 mod intx;
@@ -21,6 +25,7 @@ mod layout;
 mod mapping;
 mod metrics;
 mod relay;
+mod watch;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -37,15 +42,13 @@ pub use held::HeldConnections;
 pub use intx::{IntxRoute, KvmIntxRoute};
 pub use mapping::{GuestMapper, KvmGuestMapper};
 
-use conn::Conn;
+use areas::Areas;
+use conn::{Conn, Shape};
 use intx::Intx;
-use mapping::Area;
 use relay::IrqRelay;
 
 use crate::{Error, Result};
 
-/// Between reconnection attempts while the server is away.
-const RECONNECT_EVERY: Duration = Duration::from_millis(100);
 /// Largest reply buffer offered for region info (with capabilities).
 const REGION_INFO_MAX: u32 = 4096;
 
@@ -106,10 +109,10 @@ pub struct VfioUserDevice {
     config: PciConfig,
     conn: Arc<Mutex<Conn>>,
     bar_present: [bool; 6],
+    /// Each BAR's region size (the BAR may be larger: a power of two).
+    region_size: [u64; 6],
     /// Config offsets from here up go to the server (below: local header and caps).
     forward_config_from: u16,
-    areas: Vec<Area>,
-    mapper: Option<Arc<dyn GuestMapper>>,
     intx: Option<Intx>,
     /// Offset of the PCI Express capability's Device Control register, when the
     /// function advertises FLR (an Initiate FLR write there resets it).
@@ -249,57 +252,37 @@ impl VfioUserDevice {
             intx = Some(i);
         }
 
-        // mmap-able regions.
-        let mut areas = Vec::new();
-        if wiring.mapper.is_some() {
-            for (ri, fd) in region_infos.into_iter().take(6) {
-                let (Some(fd), true) = (fd, ri.flags & vu::REGION_MMAP != 0) else {
-                    continue;
-                };
-                if !bar_present[ri.index as usize] {
-                    continue;
-                }
-                let fd = Arc::new(fd);
-                let parts = if ri.sparse.is_empty() {
-                    vec![vu::SparseArea {
-                        offset: 0,
-                        size: ri.size,
-                    }]
-                } else {
-                    ri.sparse.clone()
-                };
-                for p in parts {
-                    match Area::new(
-                        fd.clone(),
-                        ri.index as u8,
-                        p.offset,
-                        p.size,
-                        ri.offset + p.offset,
-                    ) {
-                        Some(a) => {
-                            m.mapped_bytes.increment(p.size as f64);
-                            areas.push(a);
-                        }
-                        None => log::info!(
-                            "{name}: BAR{} area {:#x}+{:#x} is not page-aligned; forwarded",
-                            ri.index,
-                            p.offset,
-                            p.size
-                        ),
-                    }
-                }
-            }
+        // mmap-able regions; what a reconnected server must offer again.
+        let bars: Vec<vu::RegionInfo> = region_infos
+            .iter()
+            .take(6)
+            .map(|(r, _)| r.clone())
+            .collect();
+        let region_size: [u64; 6] = std::array::from_fn(|i| bars.get(i).map_or(0, |r| r.size));
+        let list = match wiring.mapper {
+            Some(_) => areas::map_regions(&name, region_infos, &bar_present),
+            None => Vec::new(),
+        };
+        m.mapped_bytes
+            .increment(list.iter().map(|a| a.size).sum::<u64>() as f64);
+        {
+            let mut c = conn.lock().unwrap_or_else(|e| e.into_inner());
+            c.areas = Areas::new(list, wiring.mapper);
+            c.replay.shape = Some(Shape {
+                id: u32::from_le_bytes([cfg[0], cfg[1], cfg[2], cfg[3]]),
+                bars,
+                present: bar_present,
+            });
         }
 
-        spawn_reconnector(&name, &conn)?;
+        watch::spawn(&name, &conn)?;
         Ok(VfioUserDevice {
             name,
             config,
             conn,
             bar_present,
+            region_size,
             forward_config_from,
-            areas,
-            mapper: wiring.mapper,
             intx,
             flr_control,
             _relay: relay,
@@ -323,10 +306,7 @@ impl VfioUserDevice {
 
     /// Bytes of BAR areas mapped into the guest's memory (when placed).
     pub fn mapped_areas(&self) -> Vec<(u8, u64, u64, Option<u32>)> {
-        self.areas
-            .iter()
-            .map(|a| (a.bar, a.offset, a.size, a.slot))
-            .collect()
+        self.conn().areas.summary()
     }
 
     /// Function Level Reset the guest initiated: DEVICE_RESET to the server (the
@@ -355,12 +335,14 @@ impl VfioUserDevice {
     }
 
     fn place_areas(&mut self, bar: u8, base: Option<u64>) {
-        let Some(mapper) = self.mapper.clone() else {
-            return;
-        };
-        for a in self.areas.iter_mut().filter(|a| a.bar == bar) {
-            a.place(mapper.as_ref(), base);
-        }
+        self.conn().areas.place(bar, base);
+    }
+
+    /// How many of `len` bytes at `offset` of BAR `bar` lie in its region (the rest is
+    /// the BAR's padding).
+    fn in_region(&self, bar: u8, offset: u64, len: usize) -> usize {
+        let size = self.region_size.get(usize::from(bar)).copied().unwrap_or(0);
+        size.saturating_sub(offset).min(len as u64) as usize
     }
 }
 
@@ -434,41 +416,6 @@ fn irq_count(conn: &mut Conn, index: u32) -> Option<u32> {
     }
 }
 
-fn spawn_reconnector(name: &str, conn: &Arc<Mutex<Conn>>) -> Result<()> {
-    let lost = conn
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .watch_losses();
-    let conn = Arc::downgrade(conn);
-    std::thread::Builder::new()
-        .name("vfio-user-reconnect".into())
-        .spawn(move || {
-            // Asleep while connected; retries every RECONNECT_EVERY while not. Ends
-            // when the connection's owner is gone (the sender drops with it).
-            while lost.recv().is_ok() {
-                loop {
-                    match lost.recv_timeout(RECONNECT_EVERY) {
-                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
-                        Ok(()) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                    }
-                    let Some(c) = conn.upgrade() else { return };
-                    let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
-                    if c.reconnect() {
-                        break;
-                    }
-                    if c.retired() {
-                        return;
-                    }
-                }
-            }
-        })
-        .map(|_| ())
-        .map_err(|e| Error::Io {
-            what: format!("spawning the reconnect thread of {name}"),
-            source: e,
-        })
-}
-
 impl PciFunction for VfioUserDevice {
     fn config_read(&mut self, offset: u16, data: &mut [u8]) {
         if offset >= self.forward_config_from && offset < 4096 {
@@ -515,17 +462,18 @@ impl PciFunction for VfioUserDevice {
             data.fill(0xff);
             return;
         }
-        if let Some(a) = self
-            .areas
-            .iter()
-            .find(|a| a.covers(bar, offset, data.len()))
-        {
-            a.read(offset, data);
+        let inside = self.in_region(bar, offset, data.len());
+        let (forwarded, padding) = data.split_at_mut(inside);
+        padding.fill(0xff);
+        let mut c = self.conn();
+        if let Some(a) = c.areas.find(bar, offset, forwarded.len()) {
+            a.read(offset, forwarded);
             return;
         }
-        let mut c = self.conn();
-        c.metrics.reads.increment(1);
-        c.region_read(u32::from(bar), offset, data);
+        if !forwarded.is_empty() {
+            c.metrics.reads.increment(1);
+            c.region_read(u32::from(bar), offset, forwarded);
+        }
     }
 
     fn bar_write(&mut self, bar: u8, offset: u64, data: &[u8]) -> Vec<FunctionEvent> {
@@ -536,17 +484,16 @@ impl PciFunction for VfioUserDevice {
         if !self.bar_present.get(bar as usize).copied().unwrap_or(false) {
             return events;
         }
-        if let Some(a) = self
-            .areas
-            .iter()
-            .find(|a| a.covers(bar, offset, data.len()))
-        {
+        let data = &data[..self.in_region(bar, offset, data.len())];
+        let mut c = self.conn();
+        if let Some(a) = c.areas.find(bar, offset, data.len()) {
             a.write(offset, data);
             return events;
         }
-        let mut c = self.conn();
-        c.metrics.writes.increment(1);
-        c.region_write(u32::from(bar), offset, data);
+        if !data.is_empty() {
+            c.metrics.writes.increment(1);
+            c.region_write(u32::from(bar), offset, data);
+        }
         events
     }
 
@@ -557,14 +504,11 @@ impl PciFunction for VfioUserDevice {
 
 impl Drop for VfioUserDevice {
     fn drop(&mut self) {
-        // Slots go before the memory they map (Area's drop unmaps it).
-        if let Some(m) = self.mapper.clone() {
-            for a in &mut self.areas {
-                a.place(m.as_ref(), None);
-            }
-        }
         self.intx.take();
-        self.conn().park();
+        let mut c = self.conn();
+        // The slots leave the guest now, whoever holds the connection a moment longer.
+        c.areas.suspend();
+        c.park();
         log::debug!("{}: closed", self.name);
     }
 }

@@ -456,4 +456,5 @@ fn an_mmap_able_region_becomes_a_memory_slot_that_moves_with_its_bar() {
     let _ = std::fs::remove_file(&path);
 }
 
+mod areas;
 mod held;
