@@ -17,9 +17,12 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use vu::{Channel, Command, Message};
 
-use super::areas::{map_regions, same_shape, Areas};
+use super::areas::Areas;
 use super::held::{Held, HeldConnections};
 use super::metrics::DeviceMetrics;
+
+mod reconnect;
+pub(crate) use reconnect::Shape;
 
 /// Data bytes this client accepts per message.
 const MAX_DATA: u32 = 1 << 20;
@@ -53,16 +56,6 @@ pub(crate) struct Replay {
     pub(crate) command: Option<u16>,
     /// What the device was built from, which a new server must offer again.
     pub(crate) shape: Option<Shape>,
-}
-
-/// The device as first found: a reconnected server must be the same device.
-pub(crate) struct Shape {
-    /// Vendor and device ID (config space bytes 0-3).
-    pub(crate) id: u32,
-    /// Region info of BARs 0-5.
-    pub(crate) bars: Vec<vu::RegionInfo>,
-    /// Which BARs the function has.
-    pub(crate) present: [bool; 6],
 }
 
 /// One server connection (or none, while the server is away).
@@ -473,104 +466,6 @@ impl Conn {
     /// DEVICE_RESET.
     pub(crate) fn reset(&mut self) -> bool {
         matches!(self.call(Command::DeviceReset, &[], &[]), Some(Ok(_)))
-    }
-
-    /// Tries one new connection (no wait) and replays the setup.
-    pub(crate) fn reconnect(&mut self) -> bool {
-        if self.chan.is_some() {
-            return true;
-        }
-        if self.retired {
-            return false;
-        }
-        let Ok(stream) = UnixStream::connect(&self.socket) else {
-            return false;
-        };
-        if let Err(e) = self.negotiate(stream) {
-            self.drop_connection(&format!("reconnect: {e}"));
-            return false;
-        }
-        let Some(areas) = self.same_device() else {
-            return false;
-        };
-        let dma = self.replay.dma.clone();
-        if let Some(d) = &dma {
-            if !self.dma_map(d) {
-                return false;
-            }
-        }
-        let irqs: Vec<_> = self.replay.irqs.clone();
-        for (index, fds) in &irqs {
-            if !self.set_irq_fds(*index, fds) && !self.connected() {
-                return false;
-            }
-        }
-        if let Some(c) = self.replay.command {
-            self.write_command(c);
-        }
-        if self.connected() {
-            self.areas.resume_with(areas);
-            self.metrics.set_connected(true);
-            self.metrics.reconnects.increment(1);
-            log::info!("{}: vfio-user server reconnected", self.name);
-        }
-        self.connected()
-    }
-}
-
-impl Conn {
-    /// Checks that the newly connected server offers the device first found (IDs, BAR
-    /// regions) and returns its mmap-able areas; else drops the connection (the device
-    /// then stays away until a server that is the same device answers).
-    fn same_device(&mut self) -> Option<Vec<super::mapping::Area>> {
-        let Some(shape) = self.replay.shape.take() else {
-            return Some(Vec::new());
-        };
-        let checked = self.check_shape(&shape);
-        self.replay.shape = Some(shape);
-        match checked {
-            Ok(areas) => Some(areas),
-            Err(why) => {
-                if self.connected() {
-                    self.drop_connection(&format!("the new server is another device: {why}"));
-                }
-                None
-            }
-        }
-    }
-
-    fn check_shape(
-        &mut self,
-        shape: &Shape,
-    ) -> std::result::Result<Vec<super::mapping::Area>, String> {
-        let mut id = [0u8; 4];
-        if !self.region_read(vu::REGION_CONFIG, 0, &mut id) {
-            return Err("its config space cannot be read".into());
-        }
-        let id = u32::from_le_bytes(id);
-        if id != shape.id {
-            return Err(format!("IDs {:08x}, not {:08x}", id, shape.id));
-        }
-        let mut regions = Vec::new();
-        for old in &shape.bars {
-            let (new, fd) = match super::region_info(self, old.index) {
-                Some(Ok(r)) => r,
-                Some(Err(e)) => return Err(e.to_string()),
-                None => return Err("it went away".into()),
-            };
-            if !same_shape(old, &new) {
-                return Err(format!(
-                    "region {} is {:#x} bytes, flags {:#x} (was {:#x}, {:#x})",
-                    old.index, new.size, new.flags, old.size, old.flags
-                ));
-            }
-            regions.push((new, fd));
-        }
-        Ok(if self.areas.maps() {
-            map_regions(&self.name, regions, &shape.present)
-        } else {
-            Vec::new()
-        })
     }
 }
 
