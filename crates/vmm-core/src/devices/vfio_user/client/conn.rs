@@ -21,7 +21,10 @@ use super::areas::Areas;
 use super::held::{Held, HeldConnections};
 use super::metrics::DeviceMetrics;
 
+mod handshake;
 mod reconnect;
+pub(crate) use handshake::dial;
+use handshake::handshake;
 pub(crate) use reconnect::Shape;
 
 /// Data bytes this client accepts per message.
@@ -223,36 +226,22 @@ impl Conn {
     }
 
     fn negotiate(&mut self, stream: UnixStream) -> vu::Result<()> {
-        let mut chan = Channel::new(
-            stream,
-            vu::Limits {
-                max_fds: MAX_FDS as usize,
-                max_data: MAX_DATA,
-            },
-        );
-        let ours = vu::Version {
-            major: vu::MAJOR,
-            minor: vu::MINOR,
-            caps: vu::Capabilities {
-                max_msg_fds: MAX_FDS,
-                max_data_xfer_size: MAX_DATA,
-                pgsizes: Some(4096),
-            },
-        };
-        chan.set_poll(REPLY_POLL);
-        let m = chan.call(
-            Command::Version,
-            &ours.encode(),
-            &[],
-            self.reply_timeout,
-            &mut |_| Err(libc::EINVAL as u32),
-        )?;
-        let v = vu::Version::decode(&m.payload)?;
-        v.check_reply()?;
-        self.peer = v.caps;
+        let (chan, caps) = handshake(stream, self.reply_timeout)?;
+        self.install(chan, caps);
+        Ok(())
+    }
+
+    /// Makes `chan` (negotiated, with the server's `caps`) the connection.
+    fn install(&mut self, chan: Channel, caps: vu::Capabilities) {
+        self.peer = caps;
         self.chan = Some(chan);
         self.generation += 1;
-        Ok(())
+    }
+
+    /// Where a new connection goes and how long its VERSION reply may take (for
+    /// [`dial`], which runs without this connection's lock).
+    pub(crate) fn dial_target(&self) -> (PathBuf, Duration) {
+        (self.socket.clone(), self.reply_timeout)
     }
 
     /// True once parked or closed for good.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use vmm_sys_util::eventfd::EventFd;
 
-use super::conn::Conn;
+use super::conn::{dial, Conn};
 use crate::{Error, Result};
 
 /// Between reconnection attempts while the server is away.
@@ -81,11 +81,15 @@ pub(crate) fn spawn(name: &str, conn: &Arc<Mutex<Conn>>) -> Result<()> {
                 None => {
                     wait(&wake, None::<&EventFd>, Some(RECONNECT_EVERY));
                     let Some(c) = conn.upgrade() else { return };
+                    let (socket, timeout) = lock(&c).dial_target();
+                    // Connect and VERSION without the lock: a server that accepts and
+                    // then says nothing keeps no vCPU waiting on it.
+                    let dialed = dial(&socket, timeout);
                     let mut c = lock(&c);
                     if c.retired() {
                         return;
                     }
-                    c.reconnect();
+                    c.reconnect_with(dialed);
                     // A failed attempt woke this thread itself (drop_connection): the
                     // next attempt still waits its turn.
                     let _ = wake.read();

@@ -2,8 +2,6 @@
 //! behind it is the device first found (IDs, BAR regions), then given what the old one
 //! had (DMA maps, interrupt fds, COMMAND) and the mapped areas remapped from its fds.
 
-use std::os::unix::net::UnixStream;
-
 use vfio_user_proto as vu;
 
 use super::super::areas::{map_regions, same_shape};
@@ -21,20 +19,26 @@ pub(crate) struct Shape {
 }
 
 impl Conn {
-    /// Tries one new connection (no wait) and replays the setup.
-    pub(crate) fn reconnect(&mut self) -> bool {
+    /// Takes a new connection [`dial`](super::dial) made (without this lock, so that a
+    /// server that accepts and then says nothing holds up no vCPU) and replays the setup
+    /// on it; `dialed` is `None` when nothing accepted.
+    pub(crate) fn reconnect_with(
+        &mut self,
+        dialed: Option<vu::Result<(vu::Channel, vu::Capabilities)>>,
+    ) -> bool {
         if self.chan.is_some() {
             return true;
         }
         if self.retired {
             return false;
         }
-        let Ok(stream) = UnixStream::connect(&self.socket) else {
-            return false;
-        };
-        if let Err(e) = self.negotiate(stream) {
-            self.drop_connection(&format!("reconnect: {e}"));
-            return false;
+        match dialed {
+            None => return false,
+            Some(Err(e)) => {
+                self.drop_connection(&format!("reconnect: {e}"));
+                return false;
+            }
+            Some(Ok((chan, caps))) => self.install(chan, caps),
         }
         let Some(areas) = self.same_device() else {
             return false;

@@ -458,3 +458,4 @@ fn an_mmap_able_region_becomes_a_memory_slot_that_moves_with_its_bar() {
 
 mod areas;
 mod held;
+mod silent;
