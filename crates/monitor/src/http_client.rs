@@ -61,12 +61,13 @@ pub(crate) fn get(url: &str) -> Result<String> {
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(io)?;
     stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
-    write!(
-        stream,
+    // One write: `write!` on the stream itself would send each piece of the format as
+    // its own segment, and a server that answers after the first could close on the rest.
+    let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n",
         u.path, u.authority
-    )
-    .map_err(io)?;
+    );
+    stream.write_all(request.as_bytes()).map_err(io)?;
     let mut raw = Vec::new();
     stream.take(MAX_BODY).read_to_end(&mut raw).map_err(io)?;
     parse_response(url, &raw)

@@ -230,8 +230,15 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
-            let mut req = vec![0u8; 4096];
-            let n = s.read(&mut req).unwrap();
+            // The whole request head, as a server reads it before answering.
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "the request ended early: {req:?}");
+                req.extend_from_slice(&buf[..n]);
+            }
+            let n = req.len();
             let body = r#"{"status":"success","data":{"resultType":"vector","result":[
               {"metric":{"__name__":"kvmbus_vm_vcpus","vm":"a","instance":"h:1"},"value":[1,"3"]}]}}"#;
             write!(
