@@ -104,6 +104,17 @@ const INTX_OK: &str =
     "irq-check: intx ok: line 16, re-raised after EOI while asserted, quiet once deasserted";
 
 /// Every irq-check case passed, INTx included (the device at 00:04.0: IOAPIC input 16).
+/// Runs `body` (booting irq-check with n=300) as config `name` in `d`: the guest passes
+/// and ends through debug-exit 0.
+fn run_irq_check(d: &Path, name: &str, body: &str) {
+    let out = run_with_deadline(
+        kvmbus().arg("run").arg(config(d, name, body)),
+        Duration::from_secs(120),
+    );
+    irq_check_passed(&stdout(&out), 300);
+    assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+}
+
 fn irq_check_passed(text: &str, n: u32) {
     assert!(!text.contains("FAIL"), "{text}");
     for part in [
@@ -302,13 +313,7 @@ fn kvmbus_run_with_a_vfio_user_device_passes_irq_check() {
             builtin("irq-check", 1, "n=300"),
             sock.display()
         );
-        let out = run_with_deadline(
-            kvmbus().arg("run").arg(config(&d, "vu", &body)),
-            Duration::from_secs(120),
-        );
-        let text = stdout(&out);
-        irq_check_passed(&text, 300);
-        assert_eq!(out.status.code(), Some(1), "{path}: {}", stderr(&out));
+        run_irq_check(&d, &format!("vu-{path}"), &body);
     }
 }
 
@@ -374,13 +379,7 @@ fn the_in_process_irq_test_with_intx_passes_the_same_irq_check() {
         "{}[[device]]\nkind = \"irq-test\"\nbdf = \"{BDF}\"\nmsix_vectors = 16\nmsi_vectors = 4\nintx = true\n",
         builtin("irq-check", 1, "n=300"),
     );
-    let out = run_with_deadline(
-        kvmbus().arg("run").arg(config(&d, "local", &body)),
-        Duration::from_secs(120),
-    );
-    let text = stdout(&out);
-    irq_check_passed(&text, 300);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    run_irq_check(&d, "local", &body);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! server is away it tries a new connection every [`RECONNECT_EVERY`]. It ends when the
 //! connection is parked or gone. An idle device costs it no wake-up.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -16,15 +16,9 @@ use crate::{Error, Result};
 /// Between reconnection attempts while the server is away.
 const RECONNECT_EVERY: Duration = Duration::from_millis(100);
 
-/// What one wait saw.
-struct Woken {
-    /// The socket hung up (the server closed it or died).
-    hung_up: bool,
-}
-
 /// Waits until `wake` is written, `socket` (if any) hangs up, or `timeout` passes;
-/// drains `wake`.
-fn wait(wake: &EventFd, socket: Option<&impl AsRawFd>, timeout: Option<Duration>) -> Woken {
+/// drains `wake`. True if the socket hung up (the server closed it or died).
+fn wait(wake: &EventFd, socket: Option<RawFd>, timeout: Option<Duration>) -> bool {
     let mut fds = [
         libc::pollfd {
             fd: wake.as_raw_fd(),
@@ -32,7 +26,7 @@ fn wait(wake: &EventFd, socket: Option<&impl AsRawFd>, timeout: Option<Duration>
             revents: 0,
         },
         libc::pollfd {
-            fd: socket.map_or(-1, |s| s.as_raw_fd()),
+            fd: socket.unwrap_or(-1),
             // Only a hang-up: data the server sends is the calls' to read.
             events: libc::POLLRDHUP,
             revents: 0,
@@ -44,9 +38,7 @@ fn wait(wake: &EventFd, socket: Option<&impl AsRawFd>, timeout: Option<Duration>
     let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
     let _ = wake.read();
     let gone = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR;
-    Woken {
-        hung_up: n > 0 && fds[1].revents & gone != 0,
-    }
+    n > 0 && fds[1].revents & gone != 0
 }
 
 fn lock(c: &Arc<Mutex<Conn>>) -> std::sync::MutexGuard<'_, Conn> {
@@ -70,7 +62,7 @@ pub(crate) fn spawn(name: &str, conn: &Arc<Mutex<Conn>>) -> Result<()> {
             };
             match watched {
                 Some((generation, socket)) => {
-                    if wait(&wake, Some(&socket), None).hung_up {
+                    if wait(&wake, Some(socket.as_raw_fd()), None) {
                         let Some(c) = conn.upgrade() else { return };
                         lock(&c).peer_closed(generation);
                         // Its own wake-up (drop_connection): the first attempt, too,
@@ -79,7 +71,7 @@ pub(crate) fn spawn(name: &str, conn: &Arc<Mutex<Conn>>) -> Result<()> {
                     }
                 }
                 None => {
-                    wait(&wake, None::<&EventFd>, Some(RECONNECT_EVERY));
+                    wait(&wake, None, Some(RECONNECT_EVERY));
                     let Some(c) = conn.upgrade() else { return };
                     let (socket, timeout) = lock(&c).dial_target();
                     // Connect and VERSION without the lock: a server that accepts and
