@@ -3,6 +3,7 @@
 int hc_open(struct hc *h) {
     struct pci_fn f;
     if (!pci_find(GW_VENDOR, GW_DEVICE, &f)) return 0;
+    h->lock = 0;
     h->bus = f.bus; h->dev = f.dev; h->fn = f.fn;
     h->io = (u16)(f.bar[0] & ~3u);
     u8 vc = pci_find_cap(f.bus, f.dev, f.fn, 0x09);
@@ -39,6 +40,7 @@ int hq_init(struct hc *h, struct hq *r, u16 q, u16 vector, int irq) {
     }
     r->nfree = HQ_SLOTS;
     r->avail.flags = irq ? 0 : 1; /* VIRTQ_AVAIL_F_NO_INTERRUPT */
+    spin_lock(&h->lock);
     outl(r->io + 0x10, q);
     outl(r->io + 0x2C, 0); /* reset: registers are ignored while a queue is enabled */
     outl(r->io + 0x14, HQ_SIZE);
@@ -48,7 +50,9 @@ int hq_init(struct hc *h, struct hq *r, u16 q, u16 vector, int irq) {
     outl(r->io + 0x24, 0);
     outl(r->io + 0x28, vector);
     outl(r->io + 0x2C, 1);
-    return inl(r->io + 0x2C) == 1;
+    int on = inl(r->io + 0x2C) == 1;
+    spin_unlock(&h->lock);
+    return on;
 }
 
 int hq_post(struct hq *r, u32 nr, const u64 args[6]) {

@@ -37,7 +37,9 @@ struct hq {
     u32 used_len[HQ_SLOTS];
 };
 
-struct hc { u8 bus, dev, fn; u16 io; u16 max_queue; u8 queues; u8 msix_cap; uptr msix_table; };
+/* `lock` serializes the queue registers: QUEUE_SEL is one register for the whole device,
+ * so two vCPUs setting up queues at once would write each other's queue. */
+struct hc { u8 bus, dev, fn; u16 io; u16 max_queue; u8 queues; u8 msix_cap; uptr msix_table; volatile u32 lock; };
 
 int hc_open(struct hc *h);
 /* Synchronous call through CALL_LO; fills b->ret/status. */
