@@ -69,6 +69,15 @@ impl Command {
             _ => return None,
         })
     }
+
+    /// Whether the spec's reply to this command never carries fds: the region and DMA
+    /// accesses, the hot path, whose replies are then read without a control buffer.
+    pub fn reply_has_no_fds(self) -> bool {
+        matches!(
+            self,
+            Command::RegionRead | Command::RegionWrite | Command::DmaRead | Command::DmaWrite
+        )
+    }
 }
 
 /// The header of every message.

@@ -95,6 +95,10 @@ pub(crate) struct Rx {
     armed: Option<Option<Duration>>,
     /// How long the first read of a message polls before it blocks.
     pub(crate) poll: Duration,
+    /// Whether reads collect fds (`recvmsg` with a control buffer). Off, a read is a
+    /// plain `recv`, whose cheaper kernel path matters on a round trip's hot path; any
+    /// fds the peer sends then are closed by the kernel, unseen.
+    pub(crate) fds: bool,
 }
 
 fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
@@ -121,9 +125,32 @@ fn read_err(e: std::io::Error, deadline: Option<Instant>) -> Error {
     }
 }
 
-/// One `recvmsg` into `buf`: the bytes and the fds that came with them. `Ok(None)` if
-/// `flags` has MSG_DONTWAIT and nothing is there yet.
-fn recv_some(fd: RawFd, buf: &mut [u8], flags: i32) -> std::io::Result<Option<Read>> {
+/// One read into `buf`: the bytes and, if `fds`, the fds that came with them (one
+/// `recvmsg` with a control buffer); else one plain `recv`, with which the kernel closes
+/// any fds that came. `Ok(None)` if `flags` has MSG_DONTWAIT and nothing is there yet.
+fn recv_some(fd: RawFd, buf: &mut [u8], flags: i32, fds: bool) -> std::io::Result<Option<Read>> {
+    if !fds {
+        return loop {
+            // SAFETY: `buf` is live and writable for its length; the result is checked.
+            let n =
+                unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), flags) };
+            if n >= 0 {
+                break Ok(Some(Read {
+                    n: n as usize,
+                    fds: Vec::new(),
+                    truncated: false,
+                }));
+            }
+            let e = std::io::Error::last_os_error();
+            match e.kind() {
+                std::io::ErrorKind::Interrupted => continue,
+                std::io::ErrorKind::WouldBlock if flags & libc::MSG_DONTWAIT != 0 => {
+                    break Ok(None)
+                }
+                _ => break Err(e),
+            }
+        };
+    }
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr() as *mut libc::c_void,
         iov_len: buf.len(),
@@ -186,6 +213,7 @@ impl Rx {
             pending: VecDeque::new(),
             armed: None,
             poll: Duration::ZERO,
+            fds: true,
         }
     }
 
@@ -255,8 +283,13 @@ impl Rx {
             while off < len {
                 check(deadline)?;
                 self.arm(stream, deadline)?;
-                let r = read_into(stream.as_raw_fd(), &mut payload[off..], Duration::ZERO)
-                    .map_err(|e| read_err(e, deadline))?;
+                let r = read_into(
+                    stream.as_raw_fd(),
+                    &mut payload[off..],
+                    Duration::ZERO,
+                    self.fds,
+                )
+                .map_err(|e| read_err(e, deadline))?;
                 self.rpos += r.n as u64;
                 off += r.n;
                 // Fds in the middle of a message: attributed to it (and counted).
@@ -310,8 +343,13 @@ impl Rx {
         }
         self.arm(stream, deadline)?;
         let poll = if first { self.poll } else { Duration::ZERO };
-        let r = read_into(stream.as_raw_fd(), &mut self.buf[self.tail..], poll)
-            .map_err(|e| read_err(e, deadline))?;
+        let r = read_into(
+            stream.as_raw_fd(),
+            &mut self.buf[self.tail..],
+            poll,
+            self.fds,
+        )
+        .map_err(|e| read_err(e, deadline))?;
         let from = self.rpos;
         self.rpos += r.n as u64;
         self.tail += r.n;
@@ -346,7 +384,7 @@ const ALONE: Duration = Duration::from_micros(2);
 /// When a yield comes back at once (nothing else wanted the CPU: the peer runs on
 /// another), the poll reads [`READS_PER_YIELD`] times before it yields again, so a
 /// message is seen one read after it lands rather than one read and one yield.
-fn read_into(fd: RawFd, buf: &mut [u8], poll: Duration) -> std::io::Result<Read> {
+fn read_into(fd: RawFd, buf: &mut [u8], poll: Duration, fds: bool) -> std::io::Result<Read> {
     if !poll.is_zero() {
         let until = Instant::now() + poll;
         let mut reads = 0;
@@ -361,7 +399,7 @@ fn read_into(fd: RawFd, buf: &mut [u8], poll: Duration) -> std::io::Result<Read>
                 };
             }
             reads -= 1;
-            if let Some(r) = recv_some(fd, buf, libc::MSG_DONTWAIT)? {
+            if let Some(r) = recv_some(fd, buf, libc::MSG_DONTWAIT, fds)? {
                 return eof(r);
             }
             if Instant::now() >= until {
@@ -369,7 +407,7 @@ fn read_into(fd: RawFd, buf: &mut [u8], poll: Duration) -> std::io::Result<Read>
             }
         }
     }
-    match recv_some(fd, buf, 0)? {
+    match recv_some(fd, buf, 0, fds)? {
         Some(r) => eof(r),
         None => Err(std::io::ErrorKind::WouldBlock.into()),
     }
