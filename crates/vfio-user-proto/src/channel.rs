@@ -292,6 +292,11 @@ pub(crate) mod tests {
         )
     }
 
+    /// A call (5 s) that refuses commands from the peer.
+    pub(crate) fn refusing_call(c: &mut Channel, cmd: Command, payload: &[u8]) -> Result<Message> {
+        c.call(cmd, payload, &[], Duration::from_secs(5), &mut |_| Err(1))
+    }
+
     /// A deadline 5 s away.
     pub(crate) fn soon() -> Option<Instant> {
         Some(Instant::now() + Duration::from_secs(5))
@@ -346,15 +351,7 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(m.payload, b"ok");
         assert_eq!(seen, 1);
-        let e = a
-            .call(
-                Command::DeviceReset,
-                &[],
-                &[],
-                Duration::from_secs(5),
-                &mut |_| Err(1),
-            )
-            .unwrap_err();
+        let e = refusing_call(&mut a, Command::DeviceReset, &[]).unwrap_err();
         assert!(matches!(e, Error::Peer { errno: 22, .. }), "{e}");
         t.join().unwrap();
     }
@@ -375,29 +372,13 @@ pub(crate) mod tests {
             b.send_command(Command::DmaMap, &[], &[zfd]).unwrap();
             b
         });
-        let m = a
-            .call(
-                Command::RegionRead,
-                &[0u8; 16],
-                &[],
-                Duration::from_secs(5),
-                &mut |_| Err(1),
-            )
-            .unwrap();
+        let m = refusing_call(&mut a, Command::RegionRead, &[0u8; 16]).unwrap();
         assert_eq!(m.payload, b"data");
         assert!(m.fds.is_empty());
         // The kernel closed the fd in flight: its peer sees the end.
         y.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         assert_eq!(std::io::Read::read(&mut y, &mut [0u8; 1]).unwrap(), 0);
-        let m = a
-            .call(
-                Command::DeviceGetRegionInfo,
-                &[],
-                &[],
-                Duration::from_secs(5),
-                &mut |_| Err(1),
-            )
-            .unwrap();
+        let m = refusing_call(&mut a, Command::DeviceGetRegionInfo, &[]).unwrap();
         assert_eq!((m.payload.as_slice(), m.fds.len()), (&b"info"[..], 1));
         // After a call, a plain receive collects fds again.
         assert_eq!(a.recv(soon()).unwrap().fds.len(), 1);
@@ -478,15 +459,7 @@ pub(crate) mod tests {
             h.msg_id = h.msg_id.wrapping_add(7);
             b.reply(&h, &[], &[]).unwrap();
         });
-        let e = a
-            .call(
-                Command::DeviceReset,
-                &[],
-                &[],
-                Duration::from_secs(5),
-                &mut |_| Err(1),
-            )
-            .unwrap_err();
+        let e = refusing_call(&mut a, Command::DeviceReset, &[]).unwrap_err();
         assert!(matches!(e, Error::Mismatch(_)), "{e}");
         t.join().unwrap();
     }
