@@ -185,6 +185,35 @@ fn a_killed_server_reads_all_ones_and_comes_back() {
     drop(again);
 }
 
+#[test]
+fn a_stop_ends_a_vcpu_wait_on_a_stalled_server_at_once() {
+    if !kvm_or_skip("a_stop_ends_a_vcpu_wait_on_a_stalled_server_at_once") {
+        return;
+    }
+    let d = scratch("vu-stall");
+    let sock = d.join("irq.sock");
+    let server = device_server(&sock);
+    // Forwarded BAR reads back to back for minutes; a reply may take 30 s.
+    let body = format!(
+        "{}[[device]]\nkind = \"vfio-user\"\nbdf = \"{BDF}\"\nsocket = \"{}\"\nreply_timeout_ms = 30000\n",
+        builtin("bar-bench", 1, "n=10000000"),
+        sock.display()
+    );
+    let mut child = spawn_vm(&config(&d, "stall", &body), &[]);
+    wait_for_output(&mut child, "bar-bench: tsc", Duration::from_secs(30));
+    // The server stops answering (its socket stays open): the vCPU waits for a reply.
+    // SAFETY: kill(2) on our own child's pid, not reaped yet (Reaped kills it at the end).
+    unsafe { libc::kill(server.0.id() as i32, libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_millis(500));
+    let (out, took) = stop_with_sigterm(child, Duration::from_secs(60));
+    assert!(
+        took < Duration::from_secs(5),
+        "the stop waited {took:?} for the stalled server"
+    );
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    drop(server);
+}
+
 /// The rust-vmm `vfio-user` crate's gpio example (a server nobody here wrote), built
 /// from the crate's fetched source (fetched with `cargo info` if absent).
 pub(crate) fn gpio_example() -> PathBuf {

@@ -7,14 +7,14 @@
 //! and the connection must be dropped.
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::header::{Command, Header, FLAG_ERROR, HEADER_SIZE, TYPE_COMMAND, TYPE_REPLY};
+use crate::rx::{Cancel, Rx, CBUF_WORDS, FD_SLOTS};
 pub use crate::rx::{Limits, Message};
-use crate::rx::{Rx, CBUF_WORDS, FD_SLOTS};
 
 /// Messages up to this size without fds are sent from one stack buffer by a plain `send`
 /// (region accesses and their replies: the hot path).
@@ -58,6 +58,18 @@ impl Channel {
     /// sleep and wake-up, at the price of up to `budget` of CPU time per message.
     pub fn set_poll(&mut self, budget: Duration) {
         self.rx.poll = budget;
+    }
+
+    /// Ends waits early once `fd` is readable (an eventfd written at a stop, say: it
+    /// must stay readable): from then on every wait for a message ends within `grace`,
+    /// a message that comes in it still taken, else [`Error::Stopped`]. Replaces any
+    /// earlier cancel (a connection kept for another user).
+    pub fn set_cancel(&mut self, fd: OwnedFd, grace: Duration) {
+        self.rx.cancel = Some(Cancel {
+            fd,
+            grace,
+            since: None,
+        });
     }
 
     /// The socket.
@@ -382,6 +394,49 @@ pub(crate) mod tests {
         assert_eq!((m.payload.as_slice(), m.fds.len()), (&b"info"[..], 1));
         // After a call, a plain receive collects fds again.
         assert_eq!(a.recv(soon()).unwrap().fds.len(), 1);
+        drop(t.join().unwrap());
+    }
+
+    #[test]
+    fn a_cancel_ends_a_wait_within_its_grace_and_a_reply_in_it_is_taken() {
+        // The cancel fd: one end of a socket pair, readable once the other end writes.
+        let (fire, cancel) = UnixStream::pair().unwrap();
+        let (mut a, _silent) = pair();
+        a.set_cancel(cancel.into(), Duration::from_millis(100));
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            (&fire).write_all(b"x").unwrap();
+            fire
+        });
+        let t0 = Instant::now();
+        let e = a
+            .call(
+                Command::DeviceReset,
+                &[],
+                &[],
+                Duration::from_secs(30),
+                &mut |_| Err(1),
+            )
+            .unwrap_err();
+        let took = t0.elapsed();
+        assert!(matches!(e, Error::Stopped), "{e}");
+        assert!(took >= Duration::from_millis(300), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        let _fire = t.join().unwrap();
+
+        // Already fired: a peer answering within the grace is still heard.
+        let (mut a, mut b) = pair();
+        let (fire, cancel) = UnixStream::pair().unwrap();
+        (&fire).write_all(b"x").unwrap();
+        a.set_cancel(cancel.into(), Duration::from_secs(5));
+        let t = std::thread::spawn(move || {
+            let req = b.recv(soon()).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            b.reply(&req.header, b"late", &[]).unwrap();
+            b
+        });
+        let m = refusing_call(&mut a, Command::DeviceReset, &[]).unwrap();
+        assert_eq!(m.payload, b"late");
         drop(t.join().unwrap());
     }
 

@@ -35,6 +35,10 @@ pub enum Error {
     /// A reply did not arrive before the deadline.
     #[error("no reply within {0:?}")]
     Timeout(std::time::Duration),
+    /// The wait was cut short: this side was told to stop waiting (see
+    /// [`Channel::set_cancel`](crate::Channel::set_cancel)) and nothing came in the grace.
+    #[error("stopped waiting (this side is stopping)")]
+    Stopped,
     /// The peer closed the connection.
     #[error("connection closed by the peer")]
     Closed,

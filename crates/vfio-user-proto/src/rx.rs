@@ -16,9 +16,9 @@
 //! **Waiting.** The first read of a message may poll (yielding the CPU, then a
 //! non-blocking read) for a short budget before it blocks: a peer that answers within the
 //! budget then costs no sleep and wake-up of an idle CPU, which under nested
-//! virtualization costs more than the whole exchange. A deadline is the socket's
-//! SO_RCVTIMEO (set again only when it changes) plus a clock check between the reads of
-//! one message.
+//! virtualization costs more than the whole exchange. It then sleeps in `poll(2)` on the
+//! socket until the deadline, and on the cancel fd if one is set: once that is readable,
+//! every wait ends within the cancel's grace.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -91,18 +91,14 @@ pub(crate) struct Rx {
     /// Stream offset of the next byte the socket delivers (that of `buf[tail]`).
     rpos: u64,
     pending: VecDeque<FdRead>,
-    /// The SO_RCVTIMEO last set (`None` = never set), to skip redundant setsockopts.
-    armed: Option<Option<Duration>>,
+    /// What ends waits early (a stop), if anything.
+    pub(crate) cancel: Option<Cancel>,
     /// How long the first read of a message polls before it blocks.
     pub(crate) poll: Duration,
     /// Whether reads collect fds (`recvmsg` with a control buffer). Off, a read is a
     /// plain `recv`, whose cheaper kernel path matters on a round trip's hot path; any
     /// fds the peer sends then are closed by the kernel, unseen.
     pub(crate) fds: bool,
-}
-
-fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { what, source }
 }
 
 fn check(deadline: Option<Instant>) -> Result<()> {
@@ -112,17 +108,23 @@ fn check(deadline: Option<Instant>) -> Result<()> {
     }
 }
 
-fn read_err(e: std::io::Error, deadline: Option<Instant>) -> Error {
+fn read_err(e: std::io::Error) -> Error {
     match e.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut if deadline.is_some() => {
-            Error::Timeout(Duration::ZERO)
-        }
         std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => Error::Closed,
         _ => Error::Io {
             what: "recvmsg",
             source: e,
         },
     }
+}
+
+/// What ends a channel's waits early: an fd that becomes readable (and stays so), and
+/// how long a wait may go on after it did (a reply that is on its way is still taken).
+pub(crate) struct Cancel {
+    pub(crate) fd: OwnedFd,
+    pub(crate) grace: Duration,
+    /// When this side first saw the fd readable.
+    pub(crate) since: Option<Instant>,
 }
 
 /// One read into `buf`: the bytes and, if `fds`, the fds that came with them (one
@@ -211,7 +213,7 @@ impl Rx {
             tail: 0,
             rpos: 0,
             pending: VecDeque::new(),
-            armed: None,
+            cancel: None,
             poll: Duration::ZERO,
             fds: true,
         }
@@ -219,26 +221,6 @@ impl Rx {
 
     fn avail(&self) -> usize {
         self.tail - self.head
-    }
-
-    /// Sets the socket's receive timeout to what is left until `deadline`, in whole
-    /// milliseconds so that calls with the same budget find it already set.
-    fn arm(&mut self, stream: &UnixStream, deadline: Option<Instant>) -> Result<()> {
-        let t = match deadline {
-            None => None,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Error::Timeout(Duration::ZERO));
-                }
-                Some(Duration::from_millis(left.as_millis().max(1) as u64))
-            }
-        };
-        if self.armed != Some(t) {
-            stream.set_read_timeout(t).map_err(io("SO_RCVTIMEO"))?;
-            self.armed = Some(t);
-        }
-        Ok(())
     }
 
     /// Receives one message, waiting at most until `deadline` (forever with `None`).
@@ -282,14 +264,14 @@ impl Rx {
             let mut off = take;
             while off < len {
                 check(deadline)?;
-                self.arm(stream, deadline)?;
                 let r = read_into(
                     stream.as_raw_fd(),
                     &mut payload[off..],
                     Duration::ZERO,
                     self.fds,
-                )
-                .map_err(|e| read_err(e, deadline))?;
+                    deadline,
+                    &mut self.cancel,
+                )?;
                 self.rpos += r.n as u64;
                 off += r.n;
                 // Fds in the middle of a message: attributed to it (and counted).
@@ -341,15 +323,15 @@ impl Rx {
         if !first {
             check(deadline)?;
         }
-        self.arm(stream, deadline)?;
         let poll = if first { self.poll } else { Duration::ZERO };
         let r = read_into(
             stream.as_raw_fd(),
             &mut self.buf[self.tail..],
             poll,
             self.fds,
-        )
-        .map_err(|e| read_err(e, deadline))?;
+            deadline,
+            &mut self.cancel,
+        )?;
         let from = self.rpos;
         self.rpos += r.n as u64;
         self.tail += r.n;
@@ -373,9 +355,9 @@ const READS_PER_YIELD: u32 = 8;
 const ALONE: Duration = Duration::from_micros(2);
 
 /// One read of at least a byte into `buf`: polls (yielding the CPU, then non-blocking
-/// reads) for up to `poll`, then blocks (the socket's SO_RCVTIMEO bounds the wait: it then
-/// fails with WouldBlock). The end of the stream is [`Error::Closed`]'s
-/// `ConnectionReset`.
+/// reads) for up to `poll`, then sleeps in `poll(2)` until a byte comes, `deadline`
+/// passes ([`Error::Timeout`]) or `cancel` fires and its grace passes ([`Error::Stopped`]).
+/// The end of the stream is [`Error::Closed`].
 ///
 /// A poll yields *before* it reads: a message is polled for right after this side sent
 /// the request (or the reply) the peer must answer, so the first read would find nothing
@@ -384,7 +366,14 @@ const ALONE: Duration = Duration::from_micros(2);
 /// When a yield comes back at once (nothing else wanted the CPU: the peer runs on
 /// another), the poll reads [`READS_PER_YIELD`] times before it yields again, so a
 /// message is seen one read after it lands rather than one read and one yield.
-fn read_into(fd: RawFd, buf: &mut [u8], poll: Duration, fds: bool) -> std::io::Result<Read> {
+fn read_into(
+    fd: RawFd,
+    buf: &mut [u8],
+    poll: Duration,
+    fds: bool,
+    deadline: Option<Instant>,
+    cancel: &mut Option<Cancel>,
+) -> Result<Read> {
     if !poll.is_zero() {
         let until = Instant::now() + poll;
         let mut reads = 0;
@@ -399,7 +388,7 @@ fn read_into(fd: RawFd, buf: &mut [u8], poll: Duration, fds: bool) -> std::io::R
                 };
             }
             reads -= 1;
-            if let Some(r) = recv_some(fd, buf, libc::MSG_DONTWAIT, fds)? {
+            if let Some(r) = recv_some(fd, buf, libc::MSG_DONTWAIT, fds).map_err(read_err)? {
                 return eof(r);
             }
             if Instant::now() >= until {
@@ -407,15 +396,77 @@ fn read_into(fd: RawFd, buf: &mut [u8], poll: Duration, fds: bool) -> std::io::R
             }
         }
     }
-    match recv_some(fd, buf, 0, fds)? {
-        Some(r) => eof(r),
-        None => Err(std::io::ErrorKind::WouldBlock.into()),
+    loop {
+        if let Some(r) = recv_some(fd, buf, libc::MSG_DONTWAIT, fds).map_err(read_err)? {
+            return eof(r);
+        }
+        sleep(fd, deadline, cancel)?;
     }
 }
 
-fn eof(r: Read) -> std::io::Result<Read> {
+/// Sleeps until `fd` is readable (or hung up), `deadline` passes ([`Error::Timeout`]),
+/// or `cancel` fires and its grace passes ([`Error::Stopped`]).
+fn sleep(fd: RawFd, deadline: Option<Instant>, cancel: &mut Option<Cancel>) -> Result<()> {
+    let stop_at = cancel.as_ref().and_then(|c| c.since.map(|t| t + c.grace));
+    let end = match (deadline, stop_at) {
+        (Some(d), Some(s)) => Some(d.min(s)),
+        (d, s) => d.or(s),
+    };
+    let ms = match end {
+        None => -1,
+        Some(e) => {
+            let left = e.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(if stop_at == end {
+                    Error::Stopped
+                } else {
+                    Error::Timeout(Duration::ZERO)
+                });
+            }
+            // Rounded up: a wait never ends before its deadline.
+            left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+        }
+    };
+    let mut fds = [
+        libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            // Watched until it fires (it then stays readable).
+            fd: match cancel {
+                Some(c) if c.since.is_none() => c.fd.as_raw_fd(),
+                _ => -1,
+            },
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: `fds` is a live array of two pollfds (a negative fd is ignored); the
+    // result is checked.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            return Ok(());
+        }
+        return Err(Error::Io {
+            what: "poll",
+            source: e,
+        });
+    }
+    if fds[1].revents != 0 {
+        if let Some(c) = cancel {
+            c.since = Some(Instant::now());
+        }
+    }
+    Ok(())
+}
+
+fn eof(r: Read) -> Result<Read> {
     if r.n == 0 {
-        Err(std::io::ErrorKind::ConnectionReset.into())
+        Err(Error::Closed)
     } else {
         Ok(r)
     }

@@ -146,6 +146,9 @@ impl PciDeviceSpec for VfioUserSpec {
 
     fn build(&self, bdf: Bdf, w: &mut Wiring<'_>) -> Result<Arc<Mutex<dyn PciFunction>>> {
         let dev = self.connect(bdf, &w.config.name, w.router, w.ram, w.vm, w.held)?;
+        // A stop ends a vCPU's wait for a stalled server within 100 ms, not at the reply
+        // timeout.
+        w.control.on_stop(dev.stopper());
         Ok(Arc::new(Mutex::new(dev)))
     }
 }

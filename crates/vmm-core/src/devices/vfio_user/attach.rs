@@ -54,6 +54,7 @@ pub fn attach(
         &hooks,
         None,
     )?;
+    vm.control.on_stop(dev.stopper());
     let f: Arc<Mutex<dyn PciFunction>> = Arc::new(Mutex::new(dev));
     platform.add_function(bdf, f)?;
     pci::assign_resources(platform, vm.config.ecam_base)?;

@@ -18,6 +18,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use vu::{Channel, Command, Message};
 
 use super::areas::Areas;
+use super::halt::Halt;
 use super::held::{Held, HeldConnections};
 use super::metrics::DeviceMetrics;
 
@@ -86,6 +87,8 @@ pub(crate) struct Conn {
     generation: u64,
     /// The mmap-able BAR areas (placed only while connected).
     pub(crate) areas: Areas,
+    /// Fired at the VM's stop: ends waits for the server.
+    pub(crate) halt: Arc<Halt>,
 }
 
 /// True (and `last` set to now) if the last such log line was at least [`LOG_EVERY`]
@@ -138,10 +141,12 @@ impl Conn {
         metrics: DeviceMetrics,
         held: Option<HeldConnections>,
     ) -> crate::Result<Conn> {
-        let wake = EventFd::new(EFD_NONBLOCK).map_err(|e| crate::Error::Io {
+        let io = |e| crate::Error::Io {
             what: format!("{name}: eventfd"),
             source: e,
-        })?;
+        };
+        let wake = EventFd::new(EFD_NONBLOCK).map_err(io)?;
+        let halt = Halt::new().map_err(io)?;
         let mut c = Conn {
             name: name.to_string(),
             socket: socket.to_path_buf(),
@@ -157,6 +162,7 @@ impl Conn {
             wake: Arc::new(wake),
             generation: 0,
             areas: Areas::none(),
+            halt: Arc::new(halt),
         };
         if let Some(h) = c.held.as_ref().and_then(|s| s.take(socket)) {
             if c.resume(h) {
@@ -179,7 +185,8 @@ impl Conn {
 
     /// Continues on a parked connection: DMA_UNMAP of the old guest memory (or, with
     /// none mapped, DEVICE_GET_INFO) proves it alive. False if it is not.
-    fn resume(&mut self, h: Held) -> bool {
+    fn resume(&mut self, mut h: Held) -> bool {
+        self.halt.arm(&mut h.chan);
         self.chan = Some(h.chan);
         self.peer = h.peer;
         let probe = match h.dma {
@@ -226,7 +233,7 @@ impl Conn {
     }
 
     fn negotiate(&mut self, stream: UnixStream) -> vu::Result<()> {
-        let (chan, caps) = handshake(stream, self.reply_timeout)?;
+        let (chan, caps) = handshake(stream, self.reply_timeout, &self.halt)?;
         self.install(chan, caps);
         Ok(())
     }
@@ -238,15 +245,15 @@ impl Conn {
         self.generation += 1;
     }
 
-    /// Where a new connection goes and how long its VERSION reply may take (for
-    /// [`dial`], which runs without this connection's lock).
-    pub(crate) fn dial_target(&self) -> (PathBuf, Duration) {
-        (self.socket.clone(), self.reply_timeout)
+    /// Where a new connection goes, how long its VERSION reply may take and what cuts
+    /// that short (for [`dial`], which runs without this connection's lock).
+    pub(crate) fn dial_target(&self) -> (PathBuf, Duration, Arc<Halt>) {
+        (self.socket.clone(), self.reply_timeout, self.halt.clone())
     }
 
-    /// True once parked or closed for good.
+    /// True once parked, closed for good, or the VM is stopping.
     pub(crate) fn retired(&self) -> bool {
-        self.retired
+        self.retired || self.halt.fired()
     }
 
     /// True while connected.
@@ -301,6 +308,11 @@ impl Conn {
         self.areas.suspend();
         let _ = self.wake.write(1);
         self.metrics.set_connected(false);
+        if self.halt.fired() {
+            // The VM is stopping and the server was slow to answer: not its failure.
+            log::info!("{}: stopped waiting for the server ({why})", self.name);
+            return;
+        }
         self.metrics.failures.increment(1);
         if due(&mut self.last_log) {
             log::warn!(

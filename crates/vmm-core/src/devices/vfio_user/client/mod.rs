@@ -19,6 +19,7 @@
 
 mod areas;
 mod conn;
+mod halt;
 mod held;
 mod intx;
 mod layout;
@@ -291,6 +292,13 @@ impl VfioUserDevice {
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Conn> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What to run at the VM's stop request: every wait for the server (a vCPU's for a
+    /// reply, a reconnection's) then ends within 100 ms, and no reconnection follows.
+    pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
+        let halt = self.conn().halt.clone();
+        move || halt.fire()
     }
 
     /// True while the server is connected.

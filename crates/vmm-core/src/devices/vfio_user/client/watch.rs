@@ -73,10 +73,10 @@ pub(crate) fn spawn(name: &str, conn: &Arc<Mutex<Conn>>) -> Result<()> {
                 None => {
                     wait(&wake, None, Some(RECONNECT_EVERY));
                     let Some(c) = conn.upgrade() else { return };
-                    let (socket, timeout) = lock(&c).dial_target();
+                    let (socket, timeout, halt) = lock(&c).dial_target();
                     // Connect and VERSION without the lock: a server that accepts and
                     // then says nothing keeps no vCPU waiting on it.
-                    let dialed = dial(&socket, timeout);
+                    let dialed = dial(&socket, timeout, &halt);
                     let mut c = lock(&c);
                     if c.retired() {
                         return;

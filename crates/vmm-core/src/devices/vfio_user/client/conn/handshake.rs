@@ -8,22 +8,26 @@ use std::time::Duration;
 use vfio_user_proto as vu;
 use vu::{Channel, Command};
 
+use super::super::halt::Halt;
 use super::{MAX_DATA, MAX_FDS, REPLY_POLL};
 
-/// A new connection to `socket` and its VERSION exchange (up to `reply_timeout`):
-/// `None` if nothing accepts there now.
+/// A new connection to `socket` and its VERSION exchange (up to `reply_timeout`, or
+/// the grace after `halt` fires): `None` if nothing accepts there now.
 pub(crate) fn dial(
     socket: &Path,
     reply_timeout: Duration,
+    halt: &Halt,
 ) -> Option<vu::Result<(Channel, vu::Capabilities)>> {
     let stream = UnixStream::connect(socket).ok()?;
-    Some(handshake(stream, reply_timeout))
+    Some(handshake(stream, reply_timeout, halt))
 }
 
-/// Negotiates the version on `stream`: the channel and what the server accepts.
+/// Negotiates the version on `stream`: the channel (its waits cut short by `halt`) and
+/// what the server accepts.
 pub(super) fn handshake(
     stream: UnixStream,
     reply_timeout: Duration,
+    halt: &Halt,
 ) -> vu::Result<(Channel, vu::Capabilities)> {
     let mut chan = Channel::new(
         stream,
@@ -42,6 +46,7 @@ pub(super) fn handshake(
         },
     };
     chan.set_poll(REPLY_POLL);
+    halt.arm(&mut chan);
     let m = chan.call(
         Command::Version,
         &ours.encode(),
