@@ -65,6 +65,15 @@ fn vm(dir: &Path, guest: &str, cmdline: &str) -> (Vm, PathBuf) {
 
 pub(crate) const BDF: &str = "00:04.0";
 
+/// A `[[device]]` table for a vfio-user device at `bdf` served at `sock`, with `extra`
+/// keys (one per line).
+pub(crate) fn vfio_user_device(bdf: &str, sock: &Path, extra: &str) -> String {
+    format!(
+        "[[device]]\nkind = \"vfio-user\"\nbdf = \"{bdf}\"\nsocket = \"{}\"\n{extra}",
+        sock.display()
+    )
+}
+
 #[test]
 fn irq_check_passes_against_the_device_server() {
     if !kvm_or_skip("irq_check_passes_against_the_device_server") {
@@ -194,11 +203,8 @@ fn a_stop_ends_a_vcpu_wait_on_a_stalled_server_at_once() {
     let sock = d.join("irq.sock");
     let server = device_server(&sock);
     // Forwarded BAR reads back to back for minutes; a reply may take 30 s.
-    let body = format!(
-        "{}[[device]]\nkind = \"vfio-user\"\nbdf = \"{BDF}\"\nsocket = \"{}\"\nreply_timeout_ms = 30000\n",
-        builtin("bar-bench", 1, "n=10000000"),
-        sock.display()
-    );
+    let body = builtin("bar-bench", 1, "n=10000000")
+        + &vfio_user_device(BDF, &sock, "reply_timeout_ms = 30000\n");
     let mut child = spawn_vm(&config(&d, "stall", &body), &[]);
     wait_for_output(&mut child, "bar-bench: tsc", Duration::from_secs(30));
     // The server stops answering (its socket stays open): the vCPU waits for a reply.
@@ -337,11 +343,8 @@ fn kvmbus_run_with_a_vfio_user_device_passes_irq_check() {
         let d = scratch(&format!("vu-run-{path}"));
         let sock = d.join("irq.sock");
         let _server = device_server(&sock);
-        let body = format!(
-            "{}[[device]]\nkind = \"vfio-user\"\nbdf = \"{BDF}\"\nsocket = \"{}\"\ninterrupts = \"{path}\"\n",
-            builtin("irq-check", 1, "n=300"),
-            sock.display()
-        );
+        let body = builtin("irq-check", 1, "n=300")
+            + &vfio_user_device(BDF, &sock, &format!("interrupts = \"{path}\"\n"));
         run_irq_check(&d, &format!("vu-{path}"), &body);
     }
 }
@@ -355,11 +358,8 @@ fn counted_server_interrupts_are_counted_by_vector() {
     let sock = d.join("irq.sock");
     let _server = device_server(&sock);
     // The demo guest fires the irq-test at 00:03.0 on its vector 0 over and over.
-    let body = format!(
-        "{}[[device]]\nkind = \"vfio-user\"\nbdf = \"00:03.0\"\nsocket = \"{}\"\ninterrupts = \"counted\"\n",
-        builtin("demo", 2, ""),
-        sock.display()
-    );
+    let body =
+        builtin("demo", 2, "") + &vfio_user_device("00:03.0", &sock, "interrupts = \"counted\"\n");
     let port = free_port();
     let mut vm = spawn_vm(
         &config(&d, "counted", &body),

@@ -304,9 +304,19 @@ pub(crate) mod tests {
         )
     }
 
-    /// A call (5 s) that refuses commands from the peer.
+    /// A call that refuses commands from the peer, waiting up to `timeout` for the reply.
+    pub(crate) fn refusing_call_within(
+        c: &mut Channel,
+        cmd: Command,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Message> {
+        c.call(cmd, payload, &[], timeout, &mut |_| Err(1))
+    }
+
+    /// The same, waiting up to 5 s.
     pub(crate) fn refusing_call(c: &mut Channel, cmd: Command, payload: &[u8]) -> Result<Message> {
-        c.call(cmd, payload, &[], Duration::from_secs(5), &mut |_| Err(1))
+        refusing_call_within(c, cmd, payload, Duration::from_secs(5))
     }
 
     /// A deadline 5 s away.
@@ -409,14 +419,7 @@ pub(crate) mod tests {
             fire
         });
         let t0 = Instant::now();
-        let e = a
-            .call(
-                Command::DeviceReset,
-                &[],
-                &[],
-                Duration::from_secs(30),
-                &mut |_| Err(1),
-            )
+        let e = refusing_call_within(&mut a, Command::DeviceReset, &[], Duration::from_secs(30))
             .unwrap_err();
         let took = t0.elapsed();
         assert!(matches!(e, Error::Stopped), "{e}");
@@ -444,15 +447,13 @@ pub(crate) mod tests {
     fn a_silent_peer_times_out() {
         let (mut a, _b) = pair();
         let t0 = Instant::now();
-        let e = a
-            .call(
-                Command::DeviceReset,
-                &[],
-                &[],
-                Duration::from_millis(100),
-                &mut |_| Err(1),
-            )
-            .unwrap_err();
+        let e = refusing_call_within(
+            &mut a,
+            Command::DeviceReset,
+            &[],
+            Duration::from_millis(100),
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::Timeout(_)), "{e}");
         assert!(t0.elapsed() < Duration::from_secs(3));
     }
