@@ -1,5 +1,7 @@
 //! The receive side of a [`Channel`](crate::Channel): messages (with their fds) out of a
-//! Unix stream, in one `recvmsg` per message in the common case.
+//! Unix stream, in one read per message in the common case: a `recvmsg` with a control
+//! buffer, or a plain `recv` while fds are not expected (the replies to region and DMA
+//! accesses, [`Rx::fds`] off: the kernel then closes any fds that come).
 //!
 //! Bytes are read into a buffer, so a message and whatever follows it arrive together
 //! and a small message costs one system call instead of one for its header and one for
