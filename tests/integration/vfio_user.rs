@@ -220,6 +220,40 @@ fn a_stop_ends_a_vcpu_wait_on_a_stalled_server_at_once() {
     drop(server);
 }
 
+#[test]
+fn a_stop_while_starting_ends_the_wait_for_a_server_at_once() {
+    if !kvm_or_skip("a_stop_while_starting_ends_the_wait_for_a_server_at_once") {
+        return;
+    }
+    let d = scratch("vu-start-stop");
+    // No socket yet (kvmbus waits for it to appear), then one whose server accepts and
+    // never answers VERSION: both waits may last a minute, a SIGTERM must not.
+    let mute = d.join("mute.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&mute).unwrap();
+    for (name, sock) in [("absent", d.join("absent.sock")), ("mute", mute)] {
+        let body = builtin("hello", 1, "")
+            + &vfio_user_device(
+                BDF,
+                &sock,
+                "connect_timeout_ms = 60000\nreply_timeout_ms = 60000\n",
+            );
+        let child = spawn_vm(&config(&d, name, &body), &[]);
+        std::thread::sleep(Duration::from_secs(1));
+        let (out, took) = stop_with_sigterm(child, Duration::from_secs(90));
+        assert!(
+            took < Duration::from_secs(5),
+            "{name}: the stop took {took:?}"
+        );
+        assert_eq!(out.status.code(), Some(143), "{name}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("stopped by signal 15 while starting"),
+            "{name}: {}",
+            stderr(&out)
+        );
+    }
+    drop(listener);
+}
+
 /// The rust-vmm `vfio-user` crate's gpio example (a server nobody here wrote), built
 /// from the crate's fetched source (fetched with `cargo info` if absent).
 pub(crate) fn gpio_example() -> PathBuf {
@@ -291,6 +325,7 @@ fn the_rust_vmm_gpio_example_serves_our_client() {
             reply_timeout: Duration::from_secs(2),
             held: None,
             interrupts: Default::default(),
+            control: None,
         },
         Wiring {
             vectors: &mut no_vectors,

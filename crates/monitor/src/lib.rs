@@ -38,7 +38,7 @@ pub use promql::PromQuery;
 pub use regex::Regex;
 pub use sd::{read_targets, sd_target, targets_json, SdRegistration, TargetGroup};
 pub use sd_serve::{serve_sd, SD_DEFAULT_LISTEN};
-pub use signals::stop_on_signals;
+pub use signals::{stop_on_signals, stop_signal, watch_stop_signals, SignalWatch};
 pub use source::{Fetched, Source};
 pub use tui::{
     run_log, run_tui, snapshot_text, snapshot_text_opts, snapshot_text_with, LogOptions, TuiOptions,

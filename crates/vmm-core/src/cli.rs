@@ -221,6 +221,19 @@ fn fail(e: &Error) -> i32 {
     }
 }
 
+/// [`fail`], unless a stop signal came first: building the VM (a vfio-user device
+/// waiting for its server) ends early on one, and the exit is then the signal's.
+fn fail_unless_stopped(e: &Error) -> i32 {
+    match monitor::stop_signal() {
+        Some(n) => {
+            let reason = vmm_core::control::StopReason::Signal(n);
+            eprintln!("kvmbus: {} while starting ({e})", reason.describe());
+            reason.exit_code()
+        }
+        None => fail(e),
+    }
+}
+
 fn run(
     path: PathBuf,
     tui: bool,
@@ -294,7 +307,7 @@ fn run(
         Ok(vm) => vm,
         // What the attempt recorded (e.g. a vfio-user server's refusal) is still written.
         Err(e) => {
-            let code = fail(&e);
+            let code = fail_unless_stopped(&e);
             return metrics_out_written(&metrics_out, &exporter).unwrap_or(code);
         }
     };
@@ -344,7 +357,7 @@ fn run(
             }
             code
         }
-        Err(e) => fail(&e),
+        Err(e) => fail_unless_stopped(&e),
     }
 }
 

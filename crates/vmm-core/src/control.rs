@@ -105,6 +105,14 @@ pub struct VmControl {
     gate: SuspendGate,
 }
 
+impl std::fmt::Debug for VmControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VmControl")
+            .field("stopping", &self.stopping())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for VmControl {
     fn default() -> Self {
         let (tx, rx) = crossbeam_channel::bounded(1);

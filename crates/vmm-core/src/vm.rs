@@ -86,6 +86,12 @@ impl Vm {
         mark("image, boot info, mp table");
 
         let control = Arc::new(VmControl::default());
+        // A stop signal while the devices are built (a vfio-user device may wait for
+        // its server) stops this VM at once: the waits end and the build fails.
+        let _signals = {
+            let c = control.clone();
+            monitor::watch_stop_signals(move |sig| c.request_stop(StopReason::Signal(sig)))
+        };
         let pio = Arc::new(Bus::new(Space::Pio, &config.name));
         let mmio = Arc::new(Bus::new(Space::Mmio, &config.name));
         let chip: Arc<dyn IrqChip> = Arc::new(KvmIrqChip::new(vm_fd.clone()));

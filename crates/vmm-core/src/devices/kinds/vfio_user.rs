@@ -26,6 +26,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::{ConfigError, ParseCx, Value};
+use crate::control::VmControl;
 use crate::devices::registry::PciDeviceSpec;
 use crate::devices::vfio_user::client::{
     ClientOptions, DmaMemory, HeldConnections, InterruptPath, VfioUserDevice, Wiring as VuWiring,
@@ -95,19 +96,36 @@ pub fn parse(
     }))
 }
 
+/// What of a VM a vfio-user device is wired to.
+pub struct VmSide<'a> {
+    /// The VM's name (metrics label).
+    pub name: &'a str,
+    /// Where the device's MSI/MSI-X vectors come from.
+    pub router: &'a Arc<Mutex<IrqRouter>>,
+    /// Guest RAM (DMA_MAP of its memfd).
+    pub ram: &'a GuestRam,
+    /// Memory slots (mapped regions) and INTx irqfds.
+    pub hooks: &'a VmHooks,
+    /// Stop control: a stop ends the device's waits for its server.
+    pub control: &'a Arc<VmControl>,
+}
+
 impl VfioUserSpec {
-    /// Connects to the server and builds the function that sits at `bdf` of VM `vm`:
-    /// vectors from `router`, DMA_MAP of `ram`, mapped regions and INTx through `hooks`;
-    /// the connection is taken from and parked in `held` across machine resets.
+    /// Connects to the server and builds the function that sits at `bdf` of `vm`; the
+    /// connection is taken from and parked in `held` across machine resets.
     pub fn connect(
         &self,
         bdf: Bdf,
-        vm: &str,
-        router: &Arc<Mutex<IrqRouter>>,
-        ram: &GuestRam,
-        hooks: &VmHooks,
+        vm: VmSide<'_>,
         held: Option<&HeldConnections>,
     ) -> Result<VfioUserDevice> {
+        let VmSide {
+            name,
+            router,
+            ram,
+            hooks,
+            control,
+        } = vm;
         let mut vectors = |n: u16| {
             router
                 .lock()
@@ -117,13 +135,14 @@ impl VfioUserSpec {
         };
         VfioUserDevice::connect(
             &ClientOptions {
-                vm: vm.to_string(),
+                vm: name.to_string(),
                 bdf,
                 socket: self.socket.clone(),
                 connect_timeout: self.connect_timeout,
                 reply_timeout: self.reply_timeout,
                 held: held.cloned(),
                 interrupts: self.interrupts,
+                control: Some(control.clone()),
             },
             VuWiring {
                 vectors: &mut vectors,
@@ -145,10 +164,14 @@ impl PciDeviceSpec for VfioUserSpec {
     }
 
     fn build(&self, bdf: Bdf, w: &mut Wiring<'_>) -> Result<Arc<Mutex<dyn PciFunction>>> {
-        let dev = self.connect(bdf, &w.config.name, w.router, w.ram, w.vm, w.held)?;
-        // A stop ends a vCPU's wait for a stalled server within 100 ms, not at the reply
-        // timeout.
-        w.control.on_stop(dev.stopper());
+        let vm = VmSide {
+            name: &w.config.name,
+            router: w.router,
+            ram: w.ram,
+            hooks: w.vm,
+            control: w.control,
+        };
+        let dev = self.connect(bdf, vm, w.held)?;
         Ok(Arc::new(Mutex::new(dev)))
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use pci_emu::{Bdf, PciFunction};
 
-use crate::devices::kinds::vfio_user::VfioUserSpec;
+use crate::devices::kinds::vfio_user::{VfioUserSpec, VmSide};
 use crate::devices::vfio_user::client::InterruptPath;
 use crate::devices::wiring::VmHooks;
 use crate::pci;
@@ -46,15 +46,14 @@ pub fn attach(
         reply_timeout,
         interrupts: InterruptPath::Direct,
     };
-    let dev = spec.connect(
-        bdf,
-        &vm.config.name,
-        platform.router(),
-        &vm.ram,
-        &hooks,
-        None,
-    )?;
-    vm.control.on_stop(dev.stopper());
+    let side = VmSide {
+        name: &vm.config.name,
+        router: platform.router(),
+        ram: &vm.ram,
+        hooks: &hooks,
+        control: &vm.control,
+    };
+    let dev = spec.connect(bdf, side, None)?;
     let f: Arc<Mutex<dyn PciFunction>> = Arc::new(Mutex::new(dev));
     platform.add_function(bdf, f)?;
     pci::assign_resources(platform, vm.config.ecam_base)?;

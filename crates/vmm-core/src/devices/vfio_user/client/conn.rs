@@ -21,6 +21,7 @@ use super::areas::Areas;
 use super::halt::Halt;
 use super::held::{Held, HeldConnections};
 use super::metrics::DeviceMetrics;
+use crate::control::VmControl;
 
 mod handshake;
 mod reconnect;
@@ -109,9 +110,20 @@ fn proto_err(name: &str, e: vu::Error) -> crate::Error {
     }
 }
 
-/// Connects to `socket`, waiting until `deadline` for it to appear and accept.
-pub(crate) fn connect_by(socket: &Path, deadline: Instant) -> std::io::Result<UnixStream> {
+/// Connects to `socket`, waiting until `deadline` for it to appear and accept (or until
+/// `halt` fires: `Interrupted`).
+pub(crate) fn connect_by(
+    socket: &Path,
+    deadline: Instant,
+    halt: &Halt,
+) -> std::io::Result<UnixStream> {
     loop {
+        if halt.fired() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "the VM is stopping",
+            ));
+        }
         match UnixStream::connect(socket) {
             Ok(s) => return Ok(s),
             Err(e) if Instant::now() >= deadline => return Err(e),
@@ -140,13 +152,19 @@ impl Conn {
         reply_timeout: Duration,
         metrics: DeviceMetrics,
         held: Option<HeldConnections>,
+        control: Option<&VmControl>,
     ) -> crate::Result<Conn> {
         let io = |e| crate::Error::Io {
             what: format!("{name}: eventfd"),
             source: e,
         };
         let wake = EventFd::new(EFD_NONBLOCK).map_err(io)?;
-        let halt = Halt::new().map_err(io)?;
+        let halt = Arc::new(Halt::new().map_err(io)?);
+        if let Some(control) = control {
+            // From now on a stop ends every wait for the server (module `halt`).
+            let h = halt.clone();
+            control.on_stop(move || h.fire());
+        }
         let mut c = Conn {
             name: name.to_string(),
             socket: socket.to_path_buf(),
@@ -162,7 +180,7 @@ impl Conn {
             wake: Arc::new(wake),
             generation: 0,
             areas: Areas::none(),
-            halt: Arc::new(halt),
+            halt,
         };
         if let Some(h) = c.held.as_ref().and_then(|s| s.take(socket)) {
             if c.resume(h) {
@@ -172,12 +190,13 @@ impl Conn {
             }
             log::info!("{name}: the kept server connection is gone; connecting again");
         }
-        let stream = connect_by(socket, Instant::now() + connect_timeout).map_err(|e| {
-            crate::Error::Device {
-                device: name.to_string(),
-                detail: format!("cannot connect to {}: {e}", socket.display()),
-            }
-        })?;
+        let stream =
+            connect_by(socket, Instant::now() + connect_timeout, &c.halt).map_err(|e| {
+                crate::Error::Device {
+                    device: name.to_string(),
+                    detail: format!("cannot connect to {}: {e}", socket.display()),
+                }
+            })?;
         c.negotiate(stream).map_err(|e| proto_err(name, e))?;
         c.metrics.set_connected(true);
         Ok(c)

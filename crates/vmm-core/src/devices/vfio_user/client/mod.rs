@@ -48,6 +48,7 @@ use conn::{Conn, Shape};
 use intx::Intx;
 use relay::IrqRelay;
 
+use crate::control::VmControl;
 use crate::{Error, Result};
 
 /// Largest reply buffer offered for region info (with capabilities).
@@ -71,6 +72,10 @@ pub struct ClientOptions {
     pub held: Option<HeldConnections>,
     /// How the server's MSI/MSI-X interrupts reach the guest.
     pub interrupts: InterruptPath,
+    /// The VM's stop control: a stop ends every wait for the server within 100 ms (the
+    /// connection's at start, a reply's, a reconnection's); `None`: only timeouts end
+    /// them.
+    pub control: Option<Arc<VmControl>>,
 }
 
 /// How a server's MSI/MSI-X interrupts reach the guest (`[[device]] interrupts`).
@@ -141,6 +146,7 @@ impl VfioUserDevice {
             opts.reply_timeout,
             m.clone(),
             opts.held.clone(),
+            opts.control.as_deref(),
         )?;
         let lost = || dev_err(&name, "the server went away during setup");
         let info = match conn.call(
@@ -292,13 +298,6 @@ impl VfioUserDevice {
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Conn> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// What to run at the VM's stop request: every wait for the server (a vCPU's for a
-    /// reply, a reconnection's) then ends within 100 ms, and no reconnection follows.
-    pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
-        let halt = self.conn().halt.clone();
-        move || halt.fire()
     }
 
     /// True while the server is connected.

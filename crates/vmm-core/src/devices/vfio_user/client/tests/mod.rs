@@ -37,6 +37,7 @@ fn opts(path: &std::path::Path) -> ClientOptions {
         reply_timeout: Duration::from_secs(2),
         held: None,
         interrupts: InterruptPath::Direct,
+        control: None,
     }
 }
 
