@@ -41,17 +41,12 @@ static inline void cpuid(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d) {
 }
 static inline u32 atomic_add(volatile u32 *p, u32 v) { __asm__ volatile("lock xaddl %0, %1" : "+r"(v), "+m"(*p)::"memory"); return v; }
 static inline u32 atomic_inc(volatile u32 *p) { return atomic_add(p, 1); }
-/* A test-and-set spinlock (xchg is locked by itself). */
+/* A test-and-set spinlock (an xchg; waiters spin on plain reads). */
 static inline void spin_lock(volatile u32 *l) {
-    u32 v = 1;
-    for (;;) {
-        __asm__ volatile("xchgl %0, %1" : "+r"(v), "+m"(*l)::"memory");
-        if (!v) return;
+    while (__sync_lock_test_and_set(l, 1))
         while (*l) cpu_relax();
-        v = 1;
-    }
 }
-static inline void spin_unlock(volatile u32 *l) { barrier(); *l = 0; }
+static inline void spin_unlock(volatile u32 *l) { __sync_lock_release(l); }
 
 /* string.c */
 void *memcpy(void *d, const void *s, u32 n);

@@ -1,8 +1,8 @@
 #include "guest.h"
 
 static volatile u32 pci_lock;
-static void lock(void) { while (__sync_lock_test_and_set(&pci_lock, 1)) cpu_relax(); }
-static void unlock(void) { __sync_lock_release(&pci_lock); }
+static void lock(void) { spin_lock(&pci_lock); }
+static void unlock(void) { spin_unlock(&pci_lock); }
 
 static void sel(u8 bus, u8 dev, u8 fn, u16 off) {
     outl(0xCF8, 0x80000000u | ((u32)bus << 16) | ((u32)dev << 11) | ((u32)fn << 8) | (off & 0xFC));

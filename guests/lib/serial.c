@@ -4,8 +4,8 @@
 #define COM1 0x3F8
 static volatile u32 serial_lock;
 
-static void lock(void) { while (__sync_lock_test_and_set(&serial_lock, 1)) cpu_relax(); }
-static void unlock(void) { __sync_lock_release(&serial_lock); }
+static void lock(void) { spin_lock(&serial_lock); }
+static void unlock(void) { spin_unlock(&serial_lock); }
 
 void serial_init(void) {
     outb(COM1 + 1, 0x00); /* no interrupts */
