@@ -217,7 +217,7 @@ impl Channel {
 
     /// Receives one message, waiting at most until `deadline` (forever with `None`).
     pub fn recv(&mut self, deadline: Option<Instant>) -> Result<Message> {
-        self.rx.recv(&self.stream, self.limits, deadline)
+        self.rx.recv(&self.stream, self.limits, deadline, true)
     }
 
     /// Sends a command and waits up to `timeout` for its reply. Commands the peer sends
@@ -233,23 +233,13 @@ impl Channel {
     ) -> Result<Message> {
         let id = self.send_command(cmd, payload, fds)?;
         let deadline = Instant::now() + timeout;
-        self.rx.fds = !cmd.reply_has_no_fds();
-        let r = self.await_reply(cmd, id, timeout, deadline, on_command);
-        self.rx.fds = true;
-        r
-    }
-
-    /// `call`'s wait for the reply to `id`.
-    fn await_reply(
-        &mut self,
-        cmd: Command,
-        id: u16,
-        timeout: Duration,
-        deadline: Instant,
-        on_command: &mut dyn FnMut(&Message) -> std::result::Result<Vec<u8>, u32>,
-    ) -> Result<Message> {
+        // The replies the spec gives no fds are read without a control buffer.
+        let with_fds = !cmd.reply_has_no_fds();
         loop {
-            let m = match self.recv(Some(deadline)) {
+            let m = match self
+                .rx
+                .recv(&self.stream, self.limits, Some(deadline), with_fds)
+            {
                 Err(Error::Timeout(_)) => return Err(Error::Timeout(timeout)),
                 r => r?,
             };

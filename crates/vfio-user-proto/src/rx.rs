@@ -1,7 +1,7 @@
 //! The receive side of a [`Channel`](crate::Channel): messages (with their fds) out of a
 //! Unix stream, in one read per message in the common case: a `recvmsg` with a control
-//! buffer, or a plain `recv` while fds are not expected (the replies to region and DMA
-//! accesses, [`Rx::fds`] off: the kernel then closes any fds that come).
+//! buffer, or a plain `recv` when fds are not expected (the replies to region and DMA
+//! accesses, [`Rx::recv`]'s `with_fds` off: the kernel then closes any fds that come).
 //!
 //! Bytes are read into a buffer, so a message and whatever follows it arrive together
 //! and a small message costs one system call instead of one for its header and one for
@@ -97,10 +97,6 @@ pub(crate) struct Rx {
     pub(crate) cancel: Option<Cancel>,
     /// How long the first read of a message polls before it blocks.
     pub(crate) poll: Duration,
-    /// Whether reads collect fds (`recvmsg` with a control buffer). Off, a read is a
-    /// plain `recv`, whose cheaper kernel path matters on a round trip's hot path; any
-    /// fds the peer sends then are closed by the kernel, unseen.
-    pub(crate) fds: bool,
 }
 
 fn check(deadline: Option<Instant>) -> Result<()> {
@@ -120,6 +116,23 @@ fn read_err(e: std::io::Error) -> Error {
     }
 }
 
+/// Runs the receive call `f` until it is not interrupted: the bytes it read, or `None`
+/// when `flags` has MSG_DONTWAIT and nothing was there.
+fn retry(flags: i32, mut f: impl FnMut() -> isize) -> std::io::Result<Option<usize>> {
+    loop {
+        let n = f();
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let e = std::io::Error::last_os_error();
+        match e.kind() {
+            std::io::ErrorKind::Interrupted => {}
+            std::io::ErrorKind::WouldBlock if flags & libc::MSG_DONTWAIT != 0 => return Ok(None),
+            _ => return Err(e),
+        }
+    }
+}
+
 /// What ends a channel's waits early: an fd that becomes readable (and stays so), and
 /// how long a wait may go on after it did (a reply that is on its way is still taken).
 pub(crate) struct Cancel {
@@ -134,26 +147,15 @@ pub(crate) struct Cancel {
 /// any fds that came. `Ok(None)` if `flags` has MSG_DONTWAIT and nothing is there yet.
 fn recv_some(fd: RawFd, buf: &mut [u8], flags: i32, fds: bool) -> std::io::Result<Option<Read>> {
     if !fds {
-        return loop {
-            // SAFETY: `buf` is live and writable for its length; the result is checked.
-            let n =
-                unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), flags) };
-            if n >= 0 {
-                break Ok(Some(Read {
-                    n: n as usize,
-                    fds: Vec::new(),
-                    truncated: false,
-                }));
-            }
-            let e = std::io::Error::last_os_error();
-            match e.kind() {
-                std::io::ErrorKind::Interrupted => continue,
-                std::io::ErrorKind::WouldBlock if flags & libc::MSG_DONTWAIT != 0 => {
-                    break Ok(None)
-                }
-                _ => break Err(e),
-            }
-        };
+        // SAFETY: `buf` is live and writable for its length; the result is checked.
+        let n = retry(flags, || unsafe {
+            libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), flags)
+        })?;
+        return Ok(n.map(|n| Read {
+            n,
+            fds: Vec::new(),
+            truncated: false,
+        }));
     }
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr() as *mut libc::c_void,
@@ -169,19 +171,13 @@ fn recv_some(fd: RawFd, buf: &mut [u8], flags: i32, fds: bool) -> std::io::Resul
     msg.msg_iovlen = 1;
     msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
     msg.msg_controllen = (space as usize).min(CBUF_WORDS * 8);
-    let n = loop {
-        // SAFETY: `msg` points at live buffers (buf via iov, cbuf) of the sizes it
-        // states; the result is checked.
-        let n = unsafe { libc::recvmsg(fd, &mut msg, flags | libc::MSG_CMSG_CLOEXEC) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let e = std::io::Error::last_os_error();
-        match e.kind() {
-            std::io::ErrorKind::Interrupted => continue,
-            std::io::ErrorKind::WouldBlock if flags & libc::MSG_DONTWAIT != 0 => return Ok(None),
-            _ => return Err(e),
-        }
+    // SAFETY: `msg` points at live buffers (buf via iov, cbuf) of the sizes it states;
+    // the result is checked.
+    let Some(n) = retry(flags, || unsafe {
+        libc::recvmsg(fd, &mut msg, flags | libc::MSG_CMSG_CLOEXEC)
+    })?
+    else {
+        return Ok(None);
     };
     let mut fds = Vec::new();
     // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG_* macros walk only
@@ -217,7 +213,6 @@ impl Rx {
             pending: VecDeque::new(),
             cancel: None,
             poll: Duration::ZERO,
-            fds: true,
         }
     }
 
@@ -226,17 +221,20 @@ impl Rx {
     }
 
     /// Receives one message, waiting at most until `deadline` (forever with `None`).
-    /// After an error other than [`Error::TooManyFds`] the stream position is unknown
-    /// and the connection must be dropped.
+    /// With `with_fds` off its reads are plain `recv`s, whose cheaper kernel path matters
+    /// on a round trip's hot path: any fds the peer sends are then closed by the kernel,
+    /// unseen. After an error other than [`Error::TooManyFds`] the stream position is
+    /// unknown and the connection must be dropped.
     pub(crate) fn recv(
         &mut self,
         stream: &UnixStream,
         limits: Limits,
         deadline: Option<Instant>,
+        with_fds: bool,
     ) -> Result<Message> {
         let mut first = true;
         while self.avail() < HEADER_SIZE {
-            self.fill(stream, deadline, first)?;
+            self.fill(stream, deadline, first, with_fds)?;
             first = false;
         }
         let header = Header::decode(&self.buf[self.head..self.head + HEADER_SIZE])?;
@@ -270,7 +268,7 @@ impl Rx {
                     stream.as_raw_fd(),
                     &mut payload[off..],
                     Duration::ZERO,
-                    self.fds,
+                    with_fds,
                     deadline,
                     &mut self.cancel,
                 )?;
@@ -313,7 +311,13 @@ impl Rx {
     }
 
     /// Reads more bytes into the buffer (after moving what is left to its start).
-    fn fill(&mut self, stream: &UnixStream, deadline: Option<Instant>, first: bool) -> Result<()> {
+    fn fill(
+        &mut self,
+        stream: &UnixStream,
+        deadline: Option<Instant>,
+        first: bool,
+        with_fds: bool,
+    ) -> Result<()> {
         if self.head == self.tail {
             self.head = 0;
             self.tail = 0;
@@ -330,7 +334,7 @@ impl Rx {
             stream.as_raw_fd(),
             &mut self.buf[self.tail..],
             poll,
-            self.fds,
+            with_fds,
             deadline,
             &mut self.cancel,
         )?;
