@@ -53,12 +53,28 @@ pub fn figure(out: &str, marker: &str, unit: &str) -> f64 {
 
 /// Runs `kvmbus run cfg extra...` and returns its stdout (asserting a debug-exit 0).
 pub fn kvmbus(cfg: &Path, extra: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_kvmbus"))
-        .arg("run")
+    kvmbus_with(cfg, extra, |_| {}, |_| {})
+}
+
+/// [`kvmbus`], with `setup` given the command before it starts and `started` the
+/// process once it runs (while the VM boots).
+pub fn kvmbus_with(
+    cfg: &Path,
+    extra: &[&str],
+    setup: impl FnOnce(&mut Command),
+    started: impl FnOnce(&std::process::Child),
+) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kvmbus"));
+    cmd.arg("run")
         .arg(cfg)
         .args(extra)
-        .output()
-        .expect("run kvmbus");
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    setup(&mut cmd);
+    let child = cmd.spawn().expect("run kvmbus");
+    started(&child);
+    let out = child.wait_with_output().expect("wait for kvmbus");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

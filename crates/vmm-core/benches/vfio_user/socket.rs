@@ -15,7 +15,7 @@ use super::server;
 /// device-server, polling 50 µs for each reply as kvmbus's vCPU thread does.
 pub fn socket_round_trip(dir: &Path, n: u64) -> f64 {
     let sock = dir.join("rt.sock");
-    let _srv = server(&sock);
+    let _srv = server(&sock, None);
     let t0 = Instant::now();
     let stream = loop {
         match UnixStream::connect(&sock) {
