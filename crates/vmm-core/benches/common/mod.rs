@@ -62,7 +62,7 @@ pub fn kvmbus_with(
     cfg: &Path,
     extra: &[&str],
     setup: impl FnOnce(&mut Command),
-    started: impl FnOnce(&std::process::Child),
+    started: impl FnOnce(&mut std::process::Child),
 ) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kvmbus"));
     cmd.arg("run")
@@ -72,8 +72,8 @@ pub fn kvmbus_with(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     setup(&mut cmd);
-    let child = cmd.spawn().expect("run kvmbus");
-    started(&child);
+    let mut child = cmd.spawn().expect("run kvmbus");
+    started(&mut child);
     let out = child.wait_with_output().expect("wait for kvmbus");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -86,8 +86,9 @@ pub fn pin_command(cmd: &mut Command, cpu: usize) {
     }
 }
 
-/// Moves `child`'s thread named `comm` to `cpu` once it exists (waits up to 10 s).
-pub fn pin_thread(child: &Child, comm: &str, cpu: usize) {
+/// Moves `child`'s thread named `comm` to `cpu` once it exists (waits up to 10 s; if
+/// `child` ends first, its exit status and output tell the caller what went wrong).
+pub fn pin_thread(child: &mut Child, comm: &str, cpu: usize) {
     let tasks = format!("/proc/{}/task", child.id());
     let t0 = Instant::now();
     loop {
@@ -101,6 +102,9 @@ pub fn pin_thread(child: &Child, comm: &str, cpu: usize) {
         if let Some(t) = found {
             let tid: libc::pid_t = t.file_name().to_string_lossy().parse().expect("a tid");
             set_affinity(tid, cpu).unwrap_or_else(|e| panic!("pinning {comm} to CPU {cpu}: {e}"));
+            return;
+        }
+        if child.try_wait().is_ok_and(|s| s.is_some()) {
             return;
         }
         assert!(
