@@ -1,12 +1,13 @@
 //! vfio-user: the cost of a BAR register read and of an interrupt when the device lives
 //! in another process, against the same irq-test device in-process, in one run.
 //!
-//! Every round boots five VMs (`kvmbus run`, one process each) in a fixed order, so
+//! Every round boots nine VMs (`kvmbus run`, one process each) in a fixed order, so
 //! drift of the machine hits every system alike: bar-bench with the irq-test in-process,
 //! bar-bench with it served by `kvmbus device-server` (a fresh server per VM), a socket
 //! round trip without a VM, then irq-bench the same two ways and with counted
-//! interrupts. Each system gets one BENCH
-//! value per round (min / median / max over the rounds in the report).
+//! interrupts, then the first two again pinned to the same CPU and to two CPUs. Each
+//! system gets one BENCH value per round (min / median / max over the rounds in the
+//! report).
 //!
 //! * **BAR read** (bar-bench guest): cycles of one read of the ID register through BAR0
 //!   (I/O) and BAR1 (MMIO): in-process (one exit, served on the vCPU thread) vs
