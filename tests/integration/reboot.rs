@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
-use crate::vfio_user::{gpio_example, Reaped, BDF};
+use crate::vfio_user::{gpio_example, vfio_user_device, Reaped, BDF};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -34,11 +34,9 @@ fn a_reboot_keeps_a_one_connection_servers_device_and_resets_it() {
     let img = guest_elf(&d, "lm-reset");
     let body = format!(
         "[vm]\nname = \"rb\"\nmemory_mib = 64\non_reset = \"reboot\"\n\
-         [boot]\nkind = \"multiboot\"\nimage = \"{}\"\n\
-         [[device]]\nkind = \"vfio-user\"\nbdf = \"{BDF}\"\nsocket = \"{}\"\nconnect_timeout_ms = 30000\n",
-        img.display(),
-        sock.display()
-    );
+         [boot]\nkind = \"multiboot\"\nimage = \"{}\"\n",
+        img.display()
+    ) + &vfio_user_device(BDF, &sock, "connect_timeout_ms = 30000\n");
     let port = free_port();
     let mut vm = spawn_vm(
         &config(&d, "rb", &body),

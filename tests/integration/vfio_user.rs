@@ -473,11 +473,10 @@ fn the_tui_pci_view_shows_a_vfio_user_device() {
     let sock = d.join("irq.sock");
     let _server = device_server(&sock);
     let body = format!(
-        "{}[serial]\noutput = \"file:{}\"\n[[device]]\nkind = \"vfio-user\"\nbdf = \"{BDF}\"\nsocket = \"{}\"\n",
+        "{}[serial]\noutput = \"file:{}\"\n",
         builtin("demo", 1, ""),
-        d.join("serial.txt").display(),
-        sock.display()
-    );
+        d.join("serial.txt").display()
+    ) + &vfio_user_device(BDF, &sock, "");
     let cfg = config(&d, "vu-tui", &body);
     let t = crate::monitor::Tmux::start_reporting(
         "vu-tui",
