@@ -143,7 +143,7 @@ impl Channel {
             let mut all = Vec::with_capacity(total);
             all.extend_from_slice(&hdr);
             all.extend_from_slice(payload);
-            self.stream.write_all(&all[n..]).map_err(io("write"))?;
+            self.send_all(&all[n..])?;
         }
         Ok(())
     }
@@ -155,14 +155,19 @@ impl Channel {
         let total = hdr.len() + payload.len();
         all[..hdr.len()].copy_from_slice(hdr);
         all[hdr.len()..total].copy_from_slice(payload);
-        let mut off = 0;
-        while off < total {
-            // SAFETY: `all[off..total]` is live for the call; the result is checked.
+        self.send_all(&all[..total])
+    }
+
+    /// Sends all of `bytes` (data only) with `send(MSG_NOSIGNAL)`, again after an
+    /// interruption or a short send.
+    fn send_all(&self, mut bytes: &[u8]) -> Result<()> {
+        while !bytes.is_empty() {
+            // SAFETY: `bytes` is live for the call; the result is checked.
             let n = unsafe {
                 libc::send(
                     self.stream.as_raw_fd(),
-                    all[off..].as_ptr() as *const libc::c_void,
-                    total - off,
+                    bytes.as_ptr() as *const libc::c_void,
+                    bytes.len(),
                     libc::MSG_NOSIGNAL,
                 )
             };
@@ -173,7 +178,7 @@ impl Channel {
                 }
                 return Err(io("send")(e));
             }
-            off += n as usize;
+            bytes = &bytes[n as usize..];
         }
         Ok(())
     }
